@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,56 @@ async def test_decode_error_downstream_names_file_and_line(tmp_path: Path, paral
     with anyio.fail_after(10), pytest.raises(ap.DecodeError, match="expected 2 fields") as info:
         await pipe.collect()
     assert info.value.__notes__[-1].endswith(f"came from line 502 of {tmp_path / 'p1.csv'}")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+async def test_threaded_read_stalled_file_does_not_stall_the_other_lanes(tmp_path: Path) -> None:
+    """A named pipe with no writer stalls its lane in ``open``, inside a worker thread.
+
+    Hundreds of page-cache files first put the read stage in its one-hop-at-a-time mode; the
+    other lane must still notice the stuck hop and read every file that is not behind the pipe.
+    """
+    fast = [tmp_path / f"f{i:04d}" for i in range(1300)]
+    for i, p in enumerate(fast):
+        p.write_bytes(i.to_bytes(2, "little"))
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    pipe = ap.from_files([*fast[:300], fifo, *fast[300:]]).read(ap.readers.WholeFile(), parallel=2)
+
+    def feed_fifo() -> None:
+        with open(fifo, "wb") as f:
+            f.write(b"from the pipe")
+
+    with anyio.fail_after(20):
+        async with pipe.open() as run:
+            got = [await run.receive() for _ in range(300 + 700)]
+            assert b"from the pipe" not in got  # still stalled: the others went past it
+            await anyio.to_thread.run_sync(feed_fifo)
+            got += [x async for x in run]
+    expected = [i.to_bytes(2, "little") for i in range(1300)] + [b"from the pipe"]
+    assert sorted(got) == sorted(expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+async def test_leaving_a_run_does_not_wait_for_a_read_stuck_on_storage(tmp_path: Path) -> None:
+    """A read that never returns (a pipe with no writer) cannot hang the shutdown."""
+    (tmp_path / "a").write_bytes(b"a")
+    fifo = tmp_path / "stalled"
+    os.mkfifo(fifo)
+    pipe = ap.from_files([tmp_path / "a", fifo]).read(ap.readers.WholeFile())
+    try:
+        with anyio.fail_after(10):
+            async with pipe.open() as run:
+                assert await run.receive() == b"a"
+                # The lane is now blocked opening the pipe; leave with it in flight.
+    finally:
+        release_reader(fifo)
+
+
+def release_reader(fifo: Path) -> None:
+    """Open the pipe for writing if a reader waits on it, letting an abandoned thread finish."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: nobody is reading it
+        return
+    os.close(fd)

@@ -12,7 +12,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, create_channel
+from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, create_channel
 from ._coordinator import Coordinator
 from ._stage import RunContext, Runner, Stage, annotate, failed_element
 from ._stats import PipelineStats, StageStats
@@ -72,6 +72,7 @@ class Run(Generic[T]):
         self._pos = 0
         self._raised: BaseException | None = None  # a stage error the consumer has received
         self._out: MemoryObjectReceiveStream[Chunk] | None = None
+        self._spaces: list[Space] = []  # element bound of each stage's output stream
         self._t0 = 0.0
         self._consumer_started = 0.0
 
@@ -81,8 +82,7 @@ class Run(Generic[T]):
         try:
             self._start_stages()
         except BaseException as exc:
-            if self._out is not None:  # e.g. progress=True without tqdm: fails after the streams
-                self._out.close()
+            self._close_out()  # e.g. progress=True without tqdm: fails after the streams
             await self._coord.__aexit__(type(exc), exc, exc.__traceback__)
             raise
 
@@ -93,7 +93,8 @@ class Run(Generic[T]):
         for pos, stage in enumerate(self._stages):
             runner = stage.runner(self._ctx)
             self._runners[pos] = runner
-            send, receive = create_channel(stage.buffer)
+            send, receive, space = create_channel(stage.buffer)
+            self._spaces.append(space)
             for w in range(stage.task_count):
                 inbox = upstream.clone() if upstream is not None else None
                 self._coord.start_soon(
@@ -124,15 +125,15 @@ class Run(Generic[T]):
         outbox_stream: MemoryObjectSendStream[Chunk],
     ) -> None:
         stage, stats = self._stages[pos], self._stats[pos]
-        outbox = Outbox(outbox_stream, stage.buffer, stats, w)
+        outbox = Outbox(outbox_stream, self._spaces[pos], stats, w)
         inbox = None
         if inbox_stream is not None:
-            inbox = Inbox(inbox_stream, stats, self._stats[pos - 1], w)
+            inbox = Inbox(inbox_stream, self._spaces[pos - 1], stats, self._stats[pos - 1], w)
         started = stats.worker_started()
         try:
-            # Closing our clones on the way out is the QueueRunner rule: the last worker of a
+            # Closing our ends on the way out is the QueueRunner rule: the last worker of a
             # stage to finish ends its output, and a stage that stops listening stops upstream.
-            with outbox_stream, inbox_stream if inbox_stream is not None else nullcontext():
+            with outbox_stream, inbox if inbox is not None else nullcontext():
                 await runner.work(w, inbox, outbox)
         except DownstreamClosed:
             pass
@@ -166,8 +167,7 @@ class Run(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._out is not None:
-            self._out.close()
+        self._close_out()
         try:
             await self._coord.__aexit__(exc_type, exc, tb)
         except BaseException as err:
@@ -179,6 +179,11 @@ class Run(Generic[T]):
                 from ._trace import write_trace
 
                 write_trace(self._trace, self)
+
+    def _close_out(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._spaces[-1].receiver_closed(self._out)
 
     # -- consuming ---------------------------------------------------------------------------
     async def receive(self) -> T:
@@ -225,6 +230,7 @@ class Run(Generic[T]):
         except anyio.EndOfStream:
             self._end()
         n = len(chunk)
+        self._spaces[-1].give(n)
         self._stats[-1].received_downstream += n
         self._consumer.items_in += n
         self._consumer.items_out += n

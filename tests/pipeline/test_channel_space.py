@@ -1,0 +1,114 @@
+"""The element bound of the streams between stages (``Space``): room in elements, not chunks."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from aiopipe._core._channel import Space
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_single_elements_fill_the_whole_bound() -> None:
+    """Sixteen one-element sends fit a 16-element stream; the seventeenth waits for a receive."""
+    space = Space(16)
+    for _ in range(16):
+        assert space.fits(1)
+        space.used += 1
+    assert not space.fits(1)
+    taken = anyio.Event()
+
+    async def send_one_more() -> None:
+        await space.take(1)
+        taken.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send_one_more)
+            await anyio.wait_all_tasks_blocked()
+            assert not taken.is_set()
+            space.give(1)
+            await taken.wait()
+    assert space.used == 16
+
+
+async def test_waiters_are_served_first_come_first_served() -> None:
+    space = Space(4)
+    space.used = 4
+    order: list[str] = []
+
+    async def sender(name: str, n: int) -> None:
+        await space.take(n)
+        order.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender, "big", 3)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(sender, "small", 1)
+            await anyio.wait_all_tasks_blocked()
+            space.give(1)  # room for "small" only, but "big" came first: nobody goes yet
+            await anyio.wait_all_tasks_blocked()
+            assert order == []
+            assert not space.fits(1)  # a newcomer queues behind the waiters too
+            space.give(2)  # room for 3: "big" goes, then "small" does not fit until more frees
+            await anyio.wait_all_tasks_blocked()
+            assert order == ["big"]
+            space.give(3)
+    assert order == ["big", "small"]
+    assert space.used == 2  # 4 - 1 - 2 + 3 (big) - 3 + 1 (small)
+
+
+async def test_a_cancelled_waiter_gives_up_its_place() -> None:
+    space = Space(2)
+    space.used = 2
+    got: list[str] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def sender(name: str, n: int) -> None:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await space.take(n)
+            got.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender, "cancelled", 2)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(sender, "next", 2)
+            await anyio.wait_all_tasks_blocked()
+            scopes[0].cancel()
+            await anyio.wait_all_tasks_blocked()
+            space.give(2)
+    assert got == ["next"]  # the room went to the next waiter, not to the one that left
+    assert space.used == 2
+
+
+async def test_when_the_last_receiver_closes_waiting_senders_go_on() -> None:
+    """They then find the stream broken and stop, instead of waiting for room for ever."""
+    send, receive = anyio.create_memory_object_stream[list[int]](8)
+    space = Space(1)
+    space.used = 1
+    other = receive.clone()
+    outcome: list[str] = []
+
+    async def sender() -> None:
+        await space.take(1)
+        try:
+            send.send_nowait([1])
+        except anyio.BrokenResourceError:
+            outcome.append("broken")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender)
+            await anyio.wait_all_tasks_blocked()
+            receive.close()
+            space.receiver_closed(receive)  # one receiver is still open: keep waiting
+            await anyio.wait_all_tasks_blocked()
+            assert outcome == []
+            other.close()
+            space.receiver_closed(other)
+    assert outcome == ["broken"]
+    send.close()

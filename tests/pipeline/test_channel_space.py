@@ -11,7 +11,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_single_elements_fill_the_whole_bound() -> None:
-    """Sixteen one-element sends fit a 16-element stream; the seventeenth waits for a receive."""
+    """Sixteen one-element sends fit a 16-element stream; the seventeenth waits for receives."""
     space = Space(16)
     for _ in range(16):
         assert space.fits(1)
@@ -28,9 +28,12 @@ async def test_single_elements_fill_the_whole_bound() -> None:
             tg.start_soon(send_one_more)
             await anyio.wait_all_tasks_blocked()
             assert not taken.is_set()
-            space.give(1)
+            space.give(1)  # room for it, but a sender wakes only once the stream is half empty
+            await anyio.wait_all_tasks_blocked()
+            assert not taken.is_set()
+            space.give(7)
             await taken.wait()
-    assert space.used == 16
+    assert space.used == 9
 
 
 async def test_waiters_are_served_first_come_first_served() -> None:

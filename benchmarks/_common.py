@@ -11,6 +11,7 @@ baseline or ideal, and ``target``/``met`` say what the issue asks for and whethe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -18,7 +19,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,12 +71,30 @@ def time_runs(
             check(res)  # type: ignore[arg-type]
     samples = []
     for _ in range(runs):
+        _UNTIMED[0] = 0.0
         t0 = time.perf_counter()
         res = fn()
-        samples.append(time.perf_counter() - t0)
+        samples.append(time.perf_counter() - t0 - _UNTIMED[0])
         if check is not None:
             check(res)
     return Timing(tuple(samples))
+
+
+_UNTIMED = [0.0]
+
+
+@contextlib.contextmanager
+def untimed() -> Iterator[None]:
+    """Leave the block out of the current :func:`time_runs` sample.
+
+    For cleanup that a benchmark adds and a training loop would not wait for: joining a rival's
+    threads after its last batch, so they cannot run on during the next system's timing.
+    """
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        _UNTIMED[0] += time.perf_counter() - t0
 
 
 def timed_samples(fn: Callable[[], float], *, runs: int, warmup: int = 1) -> Timing:

@@ -50,30 +50,32 @@ def load(module: str) -> ModuleType | None:
     return importlib.import_module(module)
 
 
-# -- W1: bench_engine.main, plus the DataLoader(0) rival when torch is present --------------------
+# -- W1: bench_engine.main, plus the rivals of benchmarks/_rivals.py ------------------------------
+
+# A rival's timed run handles about this many seconds of items (at least 20,000, at most the
+# workload's count): the slowest rivals (SPDL ~10 k items/s) would otherwise take minutes a run,
+# and a rate per item needs no more.
+W1_RIVAL_RUN_S = 1.0
 
 
-def w1_dataloader(n: int, runs: int) -> Timing:
-    from torch.utils.data import DataLoader, Dataset
+def w1_rival(fn: Callable[[int], int], n: int, runs: int) -> tuple[int, Timing]:
+    """Items and timing for one rival, its item count sized from a timed warm-up."""
 
-    class Ints(Dataset[int]):
-        def __len__(self) -> int:
-            return n
+    def check(items: int) -> Callable[[int], None]:
+        def ok(total: int) -> None:
+            if total != items * (items + 1) // 2:
+                raise AssertionError(f"W1: sum {total}, expected {items * (items + 1) // 2}")
 
-        def __getitem__(self, i: int) -> int:
-            return i + 1
+        return ok
 
-    def run() -> int:
-        return sum(int(b.sum()) for b in DataLoader(Ints(), batch_size=256, num_workers=0))
-
-    def check(total: int) -> None:
-        if total != n * (n + 1) // 2:
-            raise AssertionError(f"W1 DataLoader: sum {total}")
-
-    return time_runs(run, runs=runs, check=check)
+    probe = min(n, 20_000)
+    t = time_runs(lambda: fn(probe), runs=1, warmup=1, check=check(probe))
+    items = int(min(n, max(probe, probe / t.median * W1_RIVAL_RUN_S)))
+    return items, time_runs(lambda: fn(items), runs=runs, warmup=0, check=check(items))
 
 
 def run_w1(quick: bool) -> Workload:
+    import _rivals
     import bench_engine
 
     items, runs = (20_000, 2) if quick else (1_000_000, 5)
@@ -86,17 +88,18 @@ def run_w1(quick: bool) -> Workload:
     results: dict[str, dict[str, float]] = data["results"]
     w = Workload("W1", f"per-item overhead: {items:,} ints -> map(x+1) -> batch 256 -> sum")
     w.params = {"items": items, "runs": runs}
+    for name, fn in _rivals.w1_systems().items():
+        try:
+            n, t = w1_rival(fn, items, runs)
+        except Exception as exc:  # a rival that breaks is reported, not fatal
+            w.note(f"{name} failed: {type(exc).__name__}: {exc}")
+            continue
+        results[name] = {"median": n / t.median, "min": n / t.hi, "max": n / t.lo}
+        if n < items:
+            w.note(f"{name}: timed on {n:,} items a run (its rate, not its total, is compared)")
     base_name = next(k for k in results if "generator" in k)
     base = results[base_name]["median"]
-    dl: float | None = None
-    if have("torch"):
-        t = w1_dataloader(items if not quick else 5_000, runs)
-        dl = (items if not quick else 5_000) / t.median
-        results["torch DataLoader(num_workers=0)"] = {
-            "median": dl,
-            "min": (items if not quick else 5_000) / t.hi,
-            "max": (items if not quick else 5_000) / t.lo,
-        }
+    dl = results.get("torch DataLoader(num_workers=0)", {}).get("median")
     for name, r in results.items():
         ratio = r["median"] / base
         kw: dict[str, Any] = {}

@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _rivals
 from _common import (
     DATA_DIR,
     Timing,
@@ -255,6 +256,7 @@ def run(*, quick: bool = False, runs: int | None = None) -> Workload:
         systems["torch DataLoader(num_workers=2)"] = torch_loader(2)
     if have("tensorflow"):
         systems["tf.data AUTOTUNE"] = tf_data
+    systems |= _rivals.w2_systems()
 
     def check(res: Result) -> None:
         total, count, _ = res

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _rivals
 from _common import (
     DATA_DIR,
     Timing,
@@ -205,6 +206,7 @@ def run(*, quick: bool = False, runs: int | None = None) -> Workload:
         systems["torch DataLoader(num_workers=16)"] = (torch_loader(16), 16)
     if have("tensorflow"):
         systems["tf.data AUTOTUNE (blocking fetch)"] = (tf_data, 0)
+    systems |= _rivals.w2b_systems()
 
     medians: dict[str, float] = {}
     for name, (fn, concurrency) in systems.items():

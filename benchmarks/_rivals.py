@@ -1,0 +1,530 @@
+"""Rival systems for the workloads: the same work as the aiopipe systems, in other loaders.
+
+Each ``wN_systems()`` returns a dict of systems shaped like the workload module's own: same
+inputs, same outputs, so the module's ``check`` validates them alike. A rival appears only when
+its package is importable (``have`` prints "skipped: X not installed" once); rival packages are
+imported inside the functions, so this module imports in the plain ``.venv`` too. The workload
+helpers are imported inside the functions as well: the workload modules import this one, and a
+top-level import back would be circular.
+
+Every rival is stopped and its threads joined before its function returns (``_joined_threads``),
+so one system's leftovers never run during the next system's timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+
+from _common import have, untimed
+
+if TYPE_CHECKING:
+    from w2b_slow_storage import Store
+
+T = TypeVar("T")
+
+W2Result = tuple[float, int, float]  # (sum of normalised values, samples, s to first batch)
+W2bResult = tuple[float, int]  # (sum, samples)
+W3Result = tuple[int, int]  # (count, sum)
+W2bSystem = Callable[["Store", list[str]], W2bResult]
+
+
+# -- shared plumbing -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _joined_threads(timeout: float = 5.0) -> Iterator[None]:
+    """Join every thread started inside the block; fail if one is still running after it.
+
+    torchdata stops its worker threads on exhaustion but joins them only when garbage collected
+    (its Loader and iterator form a reference cycle), and Grain's ``close`` does not wait: without
+    this, their threads could still be winding down during the next system's timing.
+    """
+    before = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        # Not on the clock: a training loop does not wait for the loader's threads to wind down
+        # after its last batch (torchdata's poll every 0.1 s); we only keep runs independent.
+        with untimed():
+            deadline = time.monotonic() + timeout
+            for t in set(threading.enumerate()) - before:
+                t.join(max(0.0, deadline - time.monotonic()))
+    stray = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    if stray:  # only on a normal exit: an error in the block propagates as it is
+        raise RuntimeError(f"threads still running after the loader finished: {stray}")
+
+
+@contextlib.contextmanager
+def _closing_iter(ds: Any) -> Iterator[Any]:
+    """A Grain dataset's iterator, closed on exit (its ``close`` shuts down the reader threads)."""
+    it = iter(ds)
+    try:
+        yield it
+    finally:
+        it.close()
+
+
+async def _async_items(items: Iterable[T]) -> AsyncIterator[T]:
+    """An in-memory source as an async iterator, for SPDL.
+
+    SPDL 0.8 runs a synchronous source on its own thread with one cross-thread round trip per
+    item (about 0.1 ms each here, which halves W1's rate); an async source runs on the loop.
+    """
+    for item in items:
+        yield item
+
+
+class _Tally:
+    """The W2 consumer: sum and count of the batches, and the time to the first one."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.first = 0.0
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        if not self.first:
+            self.first = time.perf_counter() - self.t0
+        self.total += float(batch.sum(dtype=np.float64))
+        self.count += len(batch)
+
+    def result(self) -> W2Result:
+        return self.total, self.count, self.first
+
+
+def _sum_batches(batches: Iterable[np.ndarray]) -> W2bResult:
+    total, count = 0.0, 0
+    for batch in batches:
+        total += float(batch.sum(dtype=np.float64))
+        count += len(batch)
+    return total, count
+
+
+def _train_on(items: Iterable[int]) -> W3Result:
+    """The W3 consumer: a plain ``for`` loop running the blocking training step per item."""
+    from w3_overlap import train_step
+
+    count = total = 0
+    for x in items:
+        train_step(x)
+        count += 1
+        total += int(x)
+    return count, total
+
+
+# -- W1: per-item overhead, range(n) -> map(x + 1) -> batch 256 -> sum ---------------------------
+
+W1_QUEUE = 512  # bound of the hand-written queues
+
+
+def w1_asyncio_queue(n: int) -> int:
+    """Hand-written: a producer task puts each mapped item in a bounded ``asyncio.Queue``."""
+    from bench_engine import BATCH
+
+    async def main() -> int:
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=W1_QUEUE)
+
+        async def produce() -> None:
+            for x in range(n):
+                await queue.put(x + 1)
+            await queue.put(None)  # end of input
+
+        total, buf = 0, []
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce())
+            while (y := await queue.get()) is not None:
+                buf.append(y)
+                if len(buf) == BATCH:
+                    total += int(np.asarray(buf).sum())
+                    buf = []
+        if buf:
+            total += int(np.asarray(buf).sum())
+        return total
+
+    return asyncio.run(main())
+
+
+def w1_anyio_stream(n: int) -> int:
+    """Hand-written: one ``await send`` per item into a bounded anyio memory object stream."""
+    from bench_engine import BATCH
+
+    async def main() -> int:
+        send, receive = anyio.create_memory_object_stream[int](W1_QUEUE)
+
+        async def produce() -> None:
+            async with send:
+                for x in range(n):
+                    await send.send(x + 1)
+
+        total, buf = 0, []
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            async for y in receive:
+                buf.append(y)
+                if len(buf) == BATCH:
+                    total += int(np.asarray(buf).sum())
+                    buf = []
+        if buf:
+            total += int(np.asarray(buf).sum())
+        return total
+
+    return anyio.run(main)
+
+
+def w1_torch_dataloader(n: int) -> int:
+    from bench_engine import BATCH
+    from torch.utils.data import DataLoader, Dataset
+
+    class Ints(Dataset[int]):
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int) -> int:
+            return i + 1
+
+    # num_workers=0: per-item overhead in one process, as the issue measures it.
+    return sum(int(b.sum()) for b in DataLoader(Ints(), batch_size=BATCH, num_workers=0))
+
+
+def w1_torchdata(n: int) -> int:
+    from bench_engine import BATCH
+    from torchdata.nodes import Batcher, IterableWrapper, Loader, Mapper
+
+    node = Mapper(IterableWrapper(range(n)), lambda x: x + 1)  # Mapper: inline, no threads
+    batches = Mapper(Batcher(node, batch_size=BATCH, drop_last=False), np.asarray)
+    with _joined_threads():
+        return sum(int(b.sum()) for b in Loader(batches))
+
+
+def w1_tf_data(n: int) -> int:
+    import tensorflow as tf
+    from bench_engine import BATCH
+
+    # Vectorised: the map runs once per batch, as the issue's "tf.data (vectorised)" number.
+    ds = tf.data.Dataset.range(n).batch(BATCH).map(lambda b: b + 1)
+    return sum(int(b.numpy().sum()) for b in ds)
+
+
+def w1_grain(n: int) -> int:
+    import grain
+    from bench_engine import BATCH
+
+    ds = grain.MapDataset.range(n).map(lambda x: x + 1).batch(BATCH)
+    # num_threads=0: Grain's docs advise no reader threads when the data is already in memory.
+    in_memory = grain.ReadOptions(num_threads=0)
+    with _joined_threads(), _closing_iter(ds.to_iter_dataset(in_memory)) as it:
+        return sum(int(b.sum()) for b in it)
+
+
+def w1_spdl(n: int) -> int:
+    from bench_engine import BATCH
+    from spdl.pipeline import PipelineBuilder
+
+    # Async ops run on SPDL's event loop; a sync op would cost a thread-pool hop per item.
+    async def add_one(x: int) -> int:
+        return x + 1
+
+    async def collate(batch: list[int]) -> np.ndarray:
+        return np.asarray(batch)
+
+    pipeline = (
+        PipelineBuilder()
+        .add_source(_async_items(range(n)))
+        .pipe(add_one)
+        .aggregate(BATCH)
+        .pipe(collate)
+        .add_sink(3)
+        # The thread-backed output queue: the documented fast handoff to a sync consumer; its
+        # blocking put takes a pool thread, which is all the pool does here.
+        .build(num_threads=1, use_thread_output_queue=True)
+    )
+    with _joined_threads(), pipeline.auto_stop():
+        return sum(int(b.sum()) for b in pipeline)
+
+
+def w1_systems() -> dict[str, Callable[[int], int]]:
+    """W1 systems: ``fn(n)`` returns the sum of every batch, ``n * (n + 1) // 2``."""
+    systems: dict[str, Callable[[int], int]] = {
+        "asyncio.Queue per item": w1_asyncio_queue,
+        "anyio memory stream, await per item": w1_anyio_stream,
+    }
+    if have("torch"):
+        systems["torch DataLoader(num_workers=0)"] = w1_torch_dataloader
+    if have("torchdata"):
+        systems["torchdata.nodes"] = w1_torchdata
+    if have("tensorflow"):
+        systems["tf.data (vectorised)"] = w1_tf_data
+    if have("grain"):
+        systems["Grain"] = w1_grain
+    if have("spdl"):
+        systems["SPDL"] = w1_spdl
+    return systems
+
+
+# -- W2: many small files, read -> decode -> normalise -> batch 64 -------------------------------
+
+
+def _load_sample(path: str) -> np.ndarray:
+    """One sample, as the per-sample systems of W2 do it: read, decode, normalise."""
+    from w2_small_files import DECODE, normalise, read_bytes
+
+    return normalise(DECODE(read_bytes(path)))
+
+
+def _read_many(paths: list[str]) -> list[bytes]:
+    from w2_small_files import read_bytes
+
+    return [read_bytes(p) for p in paths]
+
+
+def w2_anyio_per_file(directory: Path) -> W2Result:
+    """Hand-written: one ``to_thread`` hop per file, decode + normalise per sample, then stack."""
+    from w2_small_files import BATCH, DECODE, list_files, normalise, read_bytes
+
+    tally = _Tally()
+
+    async def main() -> None:
+        paths = list_files(directory)
+        for i in range(0, len(paths), BATCH):
+            samples = []
+            for p in paths[i : i + BATCH]:
+                raw = await anyio.to_thread.run_sync(read_bytes, p)
+                samples.append(normalise(DECODE(raw)))
+            tally.add(np.stack(samples))
+
+    anyio.run(main)
+    return tally.result()
+
+
+def w2_anyio_per_batch(directory: Path) -> W2Result:
+    """Hand-written: one ``to_thread`` hop reads 64 files; decode + normalise per sample."""
+    from w2_small_files import BATCH, DECODE, list_files, normalise
+
+    tally = _Tally()
+
+    async def main() -> None:
+        paths = list_files(directory)
+        for i in range(0, len(paths), BATCH):
+            records = await anyio.to_thread.run_sync(_read_many, paths[i : i + BATCH])
+            tally.add(np.stack([normalise(DECODE(r)) for r in records]))
+
+    anyio.run(main)
+    return tally.result()
+
+
+def w2_torchdata(directory: Path) -> W2Result:
+    from torchdata.nodes import Batcher, IterableWrapper, Loader, Mapper, ParallelMapper
+    from w2_small_files import BATCH, list_files
+
+    tally = _Tally()
+    node = IterableWrapper(list_files(directory))
+    # Threads, not processes: reads release the GIL and the samples need no pickling.
+    node = ParallelMapper(node, _load_sample, num_workers=2, method="thread")
+    batches = Mapper(Batcher(node, batch_size=BATCH, drop_last=False), np.stack)
+    with _joined_threads():
+        for batch in Loader(batches):
+            tally.add(batch)
+    return tally.result()
+
+
+def w2_grain(directory: Path) -> W2Result:
+    import grain
+    from w2_small_files import BATCH, list_files
+
+    tally = _Tally()
+    # Batching the MapDataset (Grain's tutorial order) hands a whole batch to a reader thread.
+    ds = grain.MapDataset.source(list_files(directory)).map(_load_sample).batch(BATCH)
+    # Reader threads, no worker processes (mp_prefetch): as the other threaded systems.
+    # A buffer of 8 batches (>= num_threads, as Grain asks) keeps both threads busy.
+    options = grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)
+    with _joined_threads(), _closing_iter(ds.to_iter_dataset(options)) as it:
+        for batch in it:
+            tally.add(batch)
+    return tally.result()
+
+
+def w2_spdl(directory: Path) -> W2Result:
+    from spdl.pipeline import PipelineBuilder
+    from w2_small_files import BATCH, list_files
+
+    tally = _Tally()
+    pipeline = (
+        PipelineBuilder()
+        .add_source(_async_items(list_files(directory)))
+        .pipe(_load_sample, concurrency=2)
+        .aggregate(BATCH)
+        .pipe(np.stack)
+        .add_sink(3)
+        # Threads: 2 loading, 1 stacking, 1 for the thread-backed sink's blocking put.
+        .build(num_threads=4, use_thread_output_queue=True)
+    )
+    with _joined_threads(), pipeline.auto_stop():
+        for batch in pipeline:
+            tally.add(batch)
+    return tally.result()
+
+
+def w2_systems() -> dict[str, Callable[[Path], W2Result]]:
+    """W2 systems: ``fn(directory)`` returns (sum, samples, seconds to the first batch)."""
+    systems: dict[str, Callable[[Path], W2Result]] = {
+        "anyio to_thread per file": w2_anyio_per_file,
+        "anyio to_thread, 64 files per call": w2_anyio_per_batch,
+    }
+    if have("torchdata"):
+        systems["torchdata.nodes ParallelMapper(threads=2)"] = w2_torchdata
+    if have("grain"):
+        systems["Grain"] = w2_grain
+    if have("spdl"):
+        systems["SPDL"] = w2_spdl
+    return systems
+
+
+# -- W2b: slow storage, fetch (5 ms) -> batch 64 -> decode + normalise ---------------------------
+
+W2B_CONCURRENCY = 64
+
+
+def w2b_spdl(store: Store, keys: list[str]) -> W2bResult:
+    from spdl.pipeline import PipelineBuilder
+    from w2_small_files import BATCH, decode_normalise_batch
+
+    pipeline = (
+        PipelineBuilder()
+        .add_source(_async_items(keys))
+        # store.fetch awaits anyio.sleep, which runs on SPDL's asyncio loop as it is.
+        .pipe(store.fetch, concurrency=W2B_CONCURRENCY)
+        .aggregate(BATCH)
+        .pipe(decode_normalise_batch)
+        .add_sink(3)
+        # Threads: 1 decoding, 1 for the thread-backed sink's blocking put; fetches need none.
+        .build(num_threads=2, use_thread_output_queue=True)
+    )
+    with _joined_threads(), pipeline.auto_stop():
+        return _sum_batches(pipeline)
+
+
+def w2b_torchdata(store: Store, keys: list[str]) -> W2bResult:
+    from torchdata.nodes import Batcher, IterableWrapper, Loader, Mapper, ParallelMapper
+    from w2_small_files import BATCH, decode_normalise_batch
+
+    # in_order=False: order does not matter for the sum, and aiopipe runs ordered=False too.
+    node = ParallelMapper(
+        IterableWrapper(keys),
+        store.fetch_blocking,
+        num_workers=W2B_CONCURRENCY,
+        method="thread",
+        in_order=False,
+    )
+    batches = Mapper(Batcher(node, batch_size=BATCH, drop_last=False), decode_normalise_batch)
+    with _joined_threads():
+        return _sum_batches(Loader(batches))
+
+
+def w2b_grain(store: Store, keys: list[str]) -> W2bResult:
+    import grain
+    from w2_small_files import BATCH, decode_normalise_batch
+
+    # Fetch per element before batching, so 64 fetches are in flight (a batched MapDataset
+    # would give each thread 64 sequential fetches); the buffer keeps every thread busy.
+    options = grain.ReadOptions(
+        num_threads=W2B_CONCURRENCY, prefetch_buffer_size=2 * W2B_CONCURRENCY
+    )
+    ds = (
+        grain.MapDataset.source(keys)
+        .map(store.fetch_blocking)
+        .to_iter_dataset(options)
+        .batch(BATCH, batch_fn=decode_normalise_batch)
+    )
+    with _joined_threads(), _closing_iter(ds) as it:
+        return _sum_batches(it)
+
+
+def w2b_systems() -> dict[str, tuple[W2bSystem, int]]:
+    """W2b systems: ``(fn(store, keys) -> (sum, samples), fetches in flight)``."""
+    systems: dict[str, tuple[W2bSystem, int]] = {}
+    if have("spdl"):
+        systems["SPDL pipe(async fetch, concurrency=64)"] = (w2b_spdl, W2B_CONCURRENCY)
+    if have("torchdata"):
+        systems["torchdata.nodes ParallelMapper(threads=64)"] = (w2b_torchdata, W2B_CONCURRENCY)
+    if have("grain"):
+        systems["Grain ReadOptions(num_threads=64)"] = (w2b_grain, W2B_CONCURRENCY)
+    return systems
+
+
+# -- W3: overlap, a slow producer feeding a 9 ms training step -----------------------------------
+
+W3_PREFETCH = 16  # items ready ahead of the consumer, as aiopipe's prefetch(16)
+
+
+def _slow_item(latency: float) -> Callable[[int], int]:
+    def load(i: int) -> int:
+        time.sleep(latency)  # a blocking read, in a loader thread
+        return i
+
+    return load
+
+
+def w3_torchdata(n: int, latency: float, workers: int) -> W3Result:
+    from torchdata.nodes import IterableWrapper, Loader, ParallelMapper, Prefetcher
+
+    # Threads: the producer only sleeps (I/O-like), which releases the GIL.
+    node = ParallelMapper(
+        IterableWrapper(range(n)), _slow_item(latency), num_workers=workers, method="thread"
+    )
+    with _joined_threads():
+        return _train_on(Loader(Prefetcher(node, prefetch_factor=W3_PREFETCH)))
+
+
+def w3_grain(n: int, latency: float, workers: int) -> W3Result:
+    import grain
+
+    # Reader threads (not mp_prefetch processes): the producer only sleeps.
+    options = grain.ReadOptions(num_threads=workers, prefetch_buffer_size=W3_PREFETCH)
+    ds = grain.MapDataset.range(n).map(_slow_item(latency)).to_iter_dataset(options)
+    with _joined_threads(), _closing_iter(ds) as it:
+        return _train_on(it)
+
+
+def w3_spdl(n: int, latency: float, workers: int) -> W3Result:
+    from spdl.pipeline import PipelineBuilder
+
+    async def load(i: int) -> int:
+        await anyio.sleep(latency)  # an async read, as aiopipe's producer
+        return i
+
+    pipeline = (
+        PipelineBuilder()
+        .add_source(_async_items(range(n)))
+        .pipe(load, concurrency=workers)
+        .add_sink(W3_PREFETCH)
+        # One thread, for the thread-backed sink's blocking put; the loads are async.
+        .build(num_threads=1, use_thread_output_queue=True)
+    )
+    with _joined_threads(), pipeline.auto_stop():
+        return _train_on(pipeline)
+
+
+def w3_systems() -> dict[str, Callable[[int, float, int], W3Result]]:
+    """W3 systems: ``fn(n, latency, workers)`` returns (count, sum) of the items trained on."""
+    systems: dict[str, Callable[[int, float, int], W3Result]] = {}
+    if have("torchdata"):
+        systems["torchdata.nodes"] = w3_torchdata
+    if have("grain"):
+        systems["Grain"] = w3_grain
+    if have("spdl"):
+        systems["SPDL"] = w3_spdl
+    return systems

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench bench-rivals lint clean
+.PHONY: demo test bench bench-rivals tf-compat lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,14 @@ bench: $(VENV)/.installed-bench
 bench-rivals:
 	$(MAKE) -f benchmarks/rivals.mk
 
+# Byte-compatibility with TensorFlow's own TFRecord reader and writer, in the rivals' environment.
+tf-compat:
+	$(MAKE) -f benchmarks/rivals.mk tf-compat
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .bench
+	rm -rf $(VENV) .venv-rivals build dist src/*.egg-info .bench

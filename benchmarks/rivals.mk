@@ -3,6 +3,7 @@
 # (the suite then prints "skipped: X not installed") and the others still go in.
 #
 #   make bench-rivals        (from the repository root; this file is run with make -f)
+#   make -f benchmarks/rivals.mk tf-compat   (our TFRecord files against TensorFlow's own, byte for byte)
 
 PYTHON      ?= python3
 RIVALS_VENV := .venv-rivals
@@ -12,7 +13,7 @@ RBIN        := $(RIVALS_VENV)/bin
 TORCH       := torch==2.13.0
 OPTIONAL    := tensorflow-cpu torchdata grain spdl
 
-.PHONY: all rivals run
+.PHONY: all rivals run tf-compat
 
 all: run
 
@@ -20,8 +21,8 @@ $(RBIN)/python:
 	$(PYTHON) -m venv $(RIVALS_VENV)
 	$(RBIN)/python -m pip install -q --upgrade pip
 
-$(RIVALS_VENV)/.installed: $(RBIN)/python pyproject.toml
-	$(RBIN)/python -m pip install -q -e ".[bench,trio]"
+$(RIVALS_VENV)/.installed: $(RBIN)/python pyproject.toml benchmarks/rivals.mk
+	$(RBIN)/python -m pip install -q -e ".[bench,trio,test]"
 	$(RBIN)/python -m pip install -q "$(TORCH)" || echo "skipped: $(TORCH) did not install"
 	echo "$(TORCH)" > $(RIVALS_VENV)/constraints.txt
 	for pkg in $(OPTIONAL); do \
@@ -34,3 +35,8 @@ rivals: $(RIVALS_VENV)/.installed
 
 run: rivals
 	$(RBIN)/python benchmarks/run_all.py
+
+# The tests that need TensorFlow (skipped in .venv): TensorFlow reads our TFRecord files and we read
+# its, and an uncompressed file is byte-identical to the one tf.io.TFRecordWriter writes.
+tf-compat: rivals
+	$(RBIN)/python -m pytest -q -p no:cacheprovider tests/tfrecord -k tensorflow

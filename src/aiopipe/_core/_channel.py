@@ -31,6 +31,14 @@ MAX_CHUNK = 256
 # included) gets the loop back.
 YIELD_S = 0.002
 
+
+class _Sends:
+    """Sends made by every worker in the process: if others sent since our last send, the loop
+    went round in between, and we were not hogging it (64 fetch workers, W2b)."""
+
+    count = 0
+
+
 Chunk = list[Any]
 
 
@@ -123,7 +131,7 @@ class Space:
 class Outbox:
     """A worker's sending end: splits chunks to the stream's limit and accounts for them."""
 
-    __slots__ = ("_limit", "_resumed", "_space", "_stats", "_stream", "_worker")
+    __slots__ = ("_limit", "_resumed", "_sent_at", "_space", "_stats", "_stream", "_worker")
 
     def __init__(
         self,
@@ -138,6 +146,7 @@ class Outbox:
         self._stats = stats
         self._worker = worker
         self._resumed = time.perf_counter()  # when this worker last let others run
+        self._sent_at = 0  # _Sends.count after this worker's last send
 
     async def send(self, items: Chunk) -> None:
         """Send ``items`` on (nothing if empty); DownstreamClosed when nobody listens."""
@@ -158,9 +167,13 @@ class Outbox:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise DownstreamClosed from None
         self._stats.items_out += n
-        if time.perf_counter() - self._resumed > YIELD_S:
+        sends = _Sends.count = _Sends.count + 1
+        if sends - self._sent_at > 1:  # others ran since our last send
+            self._resumed = time.perf_counter()
+        elif time.perf_counter() - self._resumed > YIELD_S:
             await anyio.lowlevel.checkpoint()
             self._resumed = time.perf_counter()
+        self._sent_at = _Sends.count
 
     async def _wait_room(self, n: int) -> None:
         t0 = time.perf_counter()

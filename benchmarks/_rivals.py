@@ -126,6 +126,11 @@ def _train_on(items: Iterable[int]) -> W3Result:
     return count, total
 
 
+def _installed(candidates: list[tuple[str, str, T]]) -> dict[str, T]:
+    """``{name: system}`` for the ``(package, name, system)`` whose package is importable."""
+    return {name: system for package, name, system in candidates if have(package)}
+
+
 # -- W1: per-item overhead, range(n) -> map(x + 1) -> batch 256 -> sum ---------------------------
 
 W1_QUEUE = 512  # bound of the hand-written queues
@@ -258,21 +263,18 @@ def w1_spdl(n: int) -> int:
 
 def w1_systems() -> dict[str, Callable[[int], int]]:
     """W1 systems: ``fn(n)`` returns the sum of every batch, ``n * (n + 1) // 2``."""
-    systems: dict[str, Callable[[int], int]] = {
+    return {
         "asyncio.Queue per item": w1_asyncio_queue,
         "anyio memory stream, await per item": w1_anyio_stream,
-    }
-    if have("torch"):
-        systems["torch DataLoader(num_workers=0)"] = w1_torch_dataloader
-    if have("torchdata"):
-        systems["torchdata.nodes"] = w1_torchdata
-    if have("tensorflow"):
-        systems["tf.data (vectorised)"] = w1_tf_data
-    if have("grain"):
-        systems["Grain"] = w1_grain
-    if have("spdl"):
-        systems["SPDL"] = w1_spdl
-    return systems
+    } | _installed(
+        [
+            ("torch", "torch DataLoader(num_workers=0)", w1_torch_dataloader),
+            ("torchdata", "torchdata.nodes", w1_torchdata),
+            ("tensorflow", "tf.data (vectorised)", w1_tf_data),
+            ("grain", "Grain", w1_grain),
+            ("spdl", "SPDL", w1_spdl),
+        ]
+    )
 
 
 # -- W2: many small files, read -> decode -> normalise -> batch 64 -------------------------------
@@ -380,17 +382,16 @@ def w2_spdl(directory: Path) -> W2Result:
 
 def w2_systems() -> dict[str, Callable[[Path], W2Result]]:
     """W2 systems: ``fn(directory)`` returns (sum, samples, seconds to the first batch)."""
-    systems: dict[str, Callable[[Path], W2Result]] = {
+    return {
         "anyio to_thread per file": w2_anyio_per_file,
         "anyio to_thread, 64 files per call": w2_anyio_per_batch,
-    }
-    if have("torchdata"):
-        systems["torchdata.nodes ParallelMapper(threads=2)"] = w2_torchdata
-    if have("grain"):
-        systems["Grain"] = w2_grain
-    if have("spdl"):
-        systems["SPDL"] = w2_spdl
-    return systems
+    } | _installed(
+        [
+            ("torchdata", "torchdata.nodes ParallelMapper(threads=2)", w2_torchdata),
+            ("grain", "Grain", w2_grain),
+            ("spdl", "SPDL", w2_spdl),
+        ]
+    )
 
 
 # -- W2b: slow storage, fetch (5 ms) -> batch 64 -> decode + normalise ---------------------------
@@ -455,14 +456,14 @@ def w2b_grain(store: Store, keys: list[str]) -> W2bResult:
 
 def w2b_systems() -> dict[str, tuple[W2bSystem, int]]:
     """W2b systems: ``(fn(store, keys) -> (sum, samples), fetches in flight)``."""
-    systems: dict[str, tuple[W2bSystem, int]] = {}
-    if have("spdl"):
-        systems["SPDL pipe(async fetch, concurrency=64)"] = (w2b_spdl, W2B_CONCURRENCY)
-    if have("torchdata"):
-        systems["torchdata.nodes ParallelMapper(threads=64)"] = (w2b_torchdata, W2B_CONCURRENCY)
-    if have("grain"):
-        systems["Grain ReadOptions(num_threads=64)"] = (w2b_grain, W2B_CONCURRENCY)
-    return systems
+    c = W2B_CONCURRENCY
+    return _installed(
+        [
+            ("spdl", "SPDL pipe(async fetch, concurrency=64)", (w2b_spdl, c)),
+            ("torchdata", "torchdata.nodes ParallelMapper(threads=64)", (w2b_torchdata, c)),
+            ("grain", "Grain ReadOptions(num_threads=64)", (w2b_grain, c)),
+        ]
+    )
 
 
 # -- W3: overlap, a slow producer feeding a 9 ms training step -----------------------------------
@@ -520,11 +521,10 @@ def w3_spdl(n: int, latency: float, workers: int) -> W3Result:
 
 def w3_systems() -> dict[str, Callable[[int, float, int], W3Result]]:
     """W3 systems: ``fn(n, latency, workers)`` returns (count, sum) of the items trained on."""
-    systems: dict[str, Callable[[int, float, int], W3Result]] = {}
-    if have("torchdata"):
-        systems["torchdata.nodes"] = w3_torchdata
-    if have("grain"):
-        systems["Grain"] = w3_grain
-    if have("spdl"):
-        systems["SPDL"] = w3_spdl
-    return systems
+    return _installed(
+        [
+            ("torchdata", "torchdata.nodes", w3_torchdata),
+            ("grain", "Grain", w3_grain),
+            ("spdl", "SPDL", w3_spdl),
+        ]
+    )

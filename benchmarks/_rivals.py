@@ -87,23 +87,11 @@ async def _async_items(items: Iterable[T]) -> AsyncIterator[T]:
         yield item
 
 
-class _Tally:
-    """The W2 consumer: sum and count of the batches, and the time to the first one."""
+def _w2_tally() -> Any:
+    """W2's consumer (``w2_small_files.Tally``), started now."""
+    from w2_small_files import Tally
 
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-        self.first = 0.0
-        self.total = 0.0
-        self.count = 0
-
-    def add(self, batch: np.ndarray) -> None:
-        if not self.first:
-            self.first = time.perf_counter() - self.t0
-        self.total += float(batch.sum(dtype=np.float64))
-        self.count += len(batch)
-
-    def result(self) -> W2Result:
-        return self.total, self.count, self.first
+    return Tally()
 
 
 def _sum_batches(batches: Iterable[np.ndarray]) -> W2bResult:
@@ -297,7 +285,7 @@ def w2_anyio_per_file(directory: Path) -> W2Result:
     """Hand-written: one ``to_thread`` hop per file, decode + normalise per sample, then stack."""
     from w2_small_files import BATCH, DECODE, list_files, normalise, read_bytes
 
-    tally = _Tally()
+    tally = _w2_tally()
 
     async def main() -> None:
         paths = list_files(directory)
@@ -316,7 +304,7 @@ def w2_anyio_per_batch(directory: Path) -> W2Result:
     """Hand-written: one ``to_thread`` hop reads 64 files; decode + normalise per sample."""
     from w2_small_files import BATCH, DECODE, list_files, normalise
 
-    tally = _Tally()
+    tally = _w2_tally()
 
     async def main() -> None:
         paths = list_files(directory)
@@ -332,7 +320,7 @@ def w2_torchdata(directory: Path) -> W2Result:
     from torchdata.nodes import Batcher, IterableWrapper, Loader, Mapper, ParallelMapper
     from w2_small_files import BATCH, list_files
 
-    tally = _Tally()
+    tally = _w2_tally()
     node = IterableWrapper(list_files(directory))
     # Threads, not processes: reads release the GIL and the samples need no pickling.
     node = ParallelMapper(node, _load_sample, num_workers=2, method="thread")
@@ -347,7 +335,7 @@ def w2_grain(directory: Path) -> W2Result:
     import grain
     from w2_small_files import BATCH, list_files
 
-    tally = _Tally()
+    tally = _w2_tally()
     # Batching the MapDataset (Grain's tutorial order) hands a whole batch to a reader thread.
     ds = grain.MapDataset.source(list_files(directory)).map(_load_sample).batch(BATCH)
     # Reader threads, no worker processes (mp_prefetch): as the other threaded systems.
@@ -363,7 +351,7 @@ def w2_spdl(directory: Path) -> W2Result:
     from spdl.pipeline import PipelineBuilder
     from w2_small_files import BATCH, list_files
 
-    tally = _Tally()
+    tally = _w2_tally()
     pipeline = (
         PipelineBuilder()
         .add_source(_async_items(list_files(directory)))

@@ -103,34 +103,41 @@ def read_bytes(path: str) -> bytes:
 Result = tuple[float, int, float]
 
 
+class Tally:
+    """The consumer every system shares: sum and count of the batches, time to the first one."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.first = 0.0
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        if not self.first:
+            self.first = time.perf_counter() - self.t0
+        self.total += float(batch.sum(dtype=np.float64))
+        self.count += len(batch)
+
+    def result(self) -> Result:
+        return self.total, self.count, self.first
+
+
 def sequential_loop(directory: Path) -> Result:
     """What a user writes without a library: per sample read, decode, normalise; then stack."""
-    t0 = time.perf_counter()
-    first = 0.0
-    total, count = 0.0, 0
+    tally = Tally()
     paths = list_files(directory)
     for i in range(0, len(paths), BATCH):
-        batch = np.stack([normalise(DECODE(read_bytes(p))) for p in paths[i : i + BATCH]])
-        if not first:
-            first = time.perf_counter() - t0
-        total += float(batch.sum(dtype=np.float64))
-        count += len(batch)
-    return total, count, first
+        tally.add(np.stack([normalise(DECODE(read_bytes(p))) for p in paths[i : i + BATCH]]))
+    return tally.result()
 
 
 def sequential_vectorised(directory: Path) -> Result:
     """The sequential loop with the same batch-level decode + normalise as the aiopipe pipeline."""
-    t0 = time.perf_counter()
-    first = 0.0
-    total, count = 0.0, 0
+    tally = Tally()
     paths = list_files(directory)
     for i in range(0, len(paths), BATCH):
-        batch = decode_normalise_batch([read_bytes(p) for p in paths[i : i + BATCH]])
-        if not first:
-            first = time.perf_counter() - t0
-        total += float(batch.sum(dtype=np.float64))
-        count += len(batch)
-    return total, count, first
+        tally.add(decode_normalise_batch([read_bytes(p) for p in paths[i : i + BATCH]]))
+    return tally.result()
 
 
 def aiopipe_pipeline(directory: Path, parallel: int, per_element: bool) -> ap.Pipeline[Any]:
@@ -143,16 +150,11 @@ def aiopipe_pipeline(directory: Path, parallel: int, per_element: bool) -> ap.Pi
 def aiopipe_async(parallel: int, per_element: bool = False) -> Callable[[Path], Result]:
     def run(directory: Path) -> Result:
         async def main() -> Result:
-            t0 = time.perf_counter()
-            first = 0.0
-            total, count = 0.0, 0
+            tally = Tally()
             async with aiopipe_pipeline(directory, parallel, per_element).open() as batches:
                 async for batch in batches:
-                    if not first:
-                        first = time.perf_counter() - t0
-                    total += float(batch.sum(dtype=np.float64))
-                    count += len(batch)
-            return total, count, first
+                    tally.add(batch)
+            return tally.result()
 
         return anyio.run(main)
 
@@ -161,16 +163,11 @@ def aiopipe_async(parallel: int, per_element: bool = False) -> Callable[[Path], 
 
 def aiopipe_sync(parallel: int) -> Callable[[Path], Result]:
     def run(directory: Path) -> Result:
-        t0 = time.perf_counter()
-        first = 0.0
-        total, count = 0.0, 0
+        tally = Tally()
         with aiopipe_pipeline(directory, parallel, False).iter_sync() as batches:
             for batch in batches:
-                if not first:
-                    first = time.perf_counter() - t0
-                total += float(batch.sum(dtype=np.float64))
-                count += len(batch)
-        return total, count, first
+                tally.add(batch)
+        return tally.result()
 
     return run
 
@@ -190,16 +187,11 @@ def torch_loader(workers: int) -> Callable[[Path], Result]:
             return torch.from_numpy(normalise(DECODE(read_bytes(self.paths[i]))))
 
     def run(directory: Path) -> Result:
-        t0 = time.perf_counter()
-        first = 0.0
-        total, count = 0.0, 0
+        tally = Tally()
         loader = DataLoader(Files(list_files(directory)), batch_size=BATCH, num_workers=workers)
         for batch in loader:
-            if not first:
-                first = time.perf_counter() - t0
-            total += float(batch.sum(dtype=torch.float64))
-            count += len(batch)
-        return total, count, first
+            tally.add(batch.numpy())  # a view of the tensor's memory, no copy
+        return tally.result()
 
     return run
 
@@ -211,9 +203,7 @@ def tf_data(directory: Path) -> Result:
         raw = tf.io.decode_raw(tf.io.read_file(path), tf.uint8)
         return tf.cast(tf.reshape(raw, SHAPE), tf.float32) * (1 / 255)
 
-    t0 = time.perf_counter()
-    first = 0.0
-    total, count = 0.0, 0
+    tally = Tally()
     ds = (
         tf.data.Dataset.from_tensor_slices(list_files(directory))
         .map(load, num_parallel_calls=tf.data.AUTOTUNE)
@@ -221,12 +211,8 @@ def tf_data(directory: Path) -> Result:
         .prefetch(tf.data.AUTOTUNE)
     )
     for batch in ds:
-        if not first:
-            first = time.perf_counter() - t0
-        arr = batch.numpy()
-        total += float(arr.sum(dtype=np.float64))
-        count += len(arr)
-    return total, count, first
+        tally.add(batch.numpy())
+    return tally.result()
 
 
 # -- the workload --------------------------------------------------------------------------------

@@ -107,9 +107,9 @@ class Space:
         """``n`` elements were received: wake the waiting senders that now fit, in order.
 
         Only once the stream is down to half full, though: waking a sender for every chunk
-        received ping-pongs the two tasks one chunk at a time, and a woken sender that finds half
-        the room free sends several chunks per wakeup (W1: 9 % faster). Chunks are at most half the
-        capacity, so the first waiter always fits then.
+        received ping-pongs the two tasks one chunk at a time, while a woken sender that finds half
+        the room free can send several chunks per wakeup. Chunks are at most half the capacity, so
+        the first waiter always fits then.
         """
         self.used -= n
         waiters = self._waiters

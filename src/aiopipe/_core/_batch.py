@@ -8,11 +8,10 @@ from typing import Any
 
 from ._channel import Inbox, Outbox
 from ._collate import collate, uncollate
-from ._stage import RunContext, Runner, Stage, annotate, positive
+from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, positive
 
 __all__ = ["BatchStage", "UnbatchStage"]
 
-BATCH_BUFFER = 4  # batches are big: hold a few, not hundreds
 FLUSH_S = 0.001
 
 
@@ -38,10 +37,14 @@ class BatchStage(Stage):
         self.padding_value = padding_value
         self.collate_fn = collate_fn
         self.name = name if name is not None else "batch"
-        self.buffer = BATCH_BUFFER if buffer is None else positive("batch(buffer=)", buffer)
+        self.buffer = buffer_arg("batch", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         return _Batcher(self)
+
+    def scale(self, upstream: int, batches: list[int]) -> int:
+        batches.append(self.batch_size)
+        return upstream * self.batch_size
 
     def collate(self, items: list[Any]) -> Any:
         if self.collate_fn is not None:
@@ -86,11 +89,13 @@ class _Batcher(Runner):
 class UnbatchStage(Stage):
     def __init__(self, name: str | None, buffer: int | None) -> None:
         self.name = name if name is not None else "unbatch"
-        if buffer is not None:
-            self.buffer = positive("unbatch(buffer=)", buffer)
+        self.buffer = buffer_arg("unbatch", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         return _Unbatcher(self.name)
+
+    def scale(self, upstream: int, batches: list[int]) -> int:
+        return upstream // batches.pop() if batches else 1
 
 
 class _Unbatcher(Runner):

@@ -23,7 +23,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._stats import StageStats
 
-__all__ = ["DownstreamClosed", "Inbox", "Outbox", "Space", "chunk_limit", "create_channel"]
+__all__ = [
+    "DownstreamClosed",
+    "Inbox",
+    "Outbox",
+    "Space",
+    "UpstreamFailed",
+    "chunk_limit",
+    "create_channel",
+]
 
 MAX_CHUNK = 256
 # A worker whose sends never wait yields to the event loop after this much time: without it a
@@ -40,10 +48,20 @@ class _Sends:
 
 
 Chunk = list[Any]
+# Told, as a piece of a send enters the stream: (first output index, offset in the send, length).
+OnSent = Callable[[int, int, int], None]
 
 
 class DownstreamClosed(Exception):
     """Internal: the next stage stopped receiving (``take`` is satisfied); end quietly."""
+
+
+class UpstreamFailed(Exception):
+    """Internal: the stream ended because the stage before failed or was cancelled.
+
+    It is not the end of input: a batcher must not emit its partial batch, nor a shuffle drain its
+    buffer. The run already holds the real error; the receiving worker ends quietly.
+    """
 
 
 def chunk_limit(buffer: int) -> int:
@@ -73,13 +91,16 @@ class Space:
     has room for. A send that fits costs two integer operations and no checkpoint.
     """
 
-    __slots__ = ("_event", "_waiters", "capacity", "closed", "used")
+    __slots__ = ("_event", "_waiters", "capacity", "closed", "failed", "used")
 
     def __init__(self, capacity: int) -> None:
         """Call inside the event loop that will use it."""
         self.capacity = capacity
         self.used = 0
         self.closed = False  # every receiver has gone: let waiting sends fail on the stream
+        # A sender ended abnormally (error or cancellation): the end of this stream is not the
+        # end of input, and receivers must not treat it as one.
+        self.failed = False
         self._waiters: deque[tuple[int, anyio.Event]] = deque()
         # The running backend's Event class, looked up once: ``anyio.Event()`` finds the backend
         # on every call, which made up a third of the cost of a wait on W1.
@@ -148,15 +169,30 @@ class Outbox:
         self._resumed = time.perf_counter()  # when this worker last let others run
         self._sent_at = 0  # _Sends.count after this worker's last send
 
-    async def send(self, items: Chunk) -> None:
-        """Send ``items`` on (nothing if empty); DownstreamClosed when nobody listens."""
+    @property
+    def limit(self) -> int:
+        """The largest chunk this stream carries in one piece."""
+        return self._limit
+
+    async def send(self, items: Chunk, on_sent: OnSent | None = None) -> None:
+        """Send ``items`` on (nothing if empty); DownstreamClosed when nobody listens.
+
+        ``on_sent(first, offset, n)`` is called as each piece enters the stream: ``items[offset :
+        offset + n]`` became outputs ``first ..`` of the stage. Pieces of concurrent workers
+        interleave, so this is the only moment an output's index is known.
+        """
         n = len(items)
         if n == 0:
             return
         if n > self._limit:
             for i in range(0, n, self._limit):
-                await self.send(items[i : i + self._limit])
+                piece = items[i : i + self._limit]
+                await self._send(piece, _shifted(on_sent, i) if on_sent else None)
             return
+        await self._send(items, on_sent)
+
+    async def _send(self, items: Chunk, on_sent: OnSent | None) -> None:
+        n = len(items)
         space = self._space
         if space.fits(n):
             space.used += n
@@ -166,6 +202,8 @@ class Outbox:
             self._stream.send_nowait(items)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise DownstreamClosed from None
+        if on_sent is not None:
+            on_sent(self._stats.items_out, 0, n)
         self._stats.items_out += n
         sends = _Sends.count = _Sends.count + 1
         if sends - self._sent_at > 1:  # others ran since our last send
@@ -189,6 +227,10 @@ class Outbox:
 
     def close(self) -> None:
         self._stream.close()
+
+
+def _shifted(on_sent: OnSent, by: int) -> OnSent:
+    return lambda first, offset, n: on_sent(first, offset + by, n)
 
 
 class Inbox:
@@ -219,7 +261,7 @@ class Inbox:
             if items is None:
                 return None
         except anyio.EndOfStream:
-            return None
+            return self._ended()
         n = len(items)
         self._space.give(n)
         self._stats.items_in += n
@@ -231,9 +273,15 @@ class Inbox:
         try:
             return await self._stream.receive()
         except anyio.EndOfStream:
-            return None
+            pass
         finally:
             self.waited(t0)
+        return self._ended()
+
+    def _ended(self) -> Chunk | None:
+        if self._space.failed:
+            raise UpstreamFailed
+        return None
 
     def waited(self, started: float) -> None:
         """Count time since ``started`` as starved (waiting for input, not working)."""

@@ -112,7 +112,13 @@ class Coordinator:
                 if self._hard_stop and self.should_stop():
                     scope.cancel()
                 await fn(*args)
-        except Exception as exc:
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            # KeyboardInterrupt and SystemExit too: the group would otherwise wrap them in a
+            # BaseExceptionGroup (trio) or let them escape the event loop (asyncio). Recorded,
+            # they stop everything and are raised at exit (or handed to a pipeline's consumer)
+            # as the very same object.
             if not _has_aiopipe_note(exc):
                 exc.add_note(f"aiopipe: raised in coordinator task '{label}'")
             self.request_stop(exc)

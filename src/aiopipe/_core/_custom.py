@@ -9,7 +9,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._channel import MAX_CHUNK, Inbox, Outbox
-from ._stage import DEFAULT_BUFFER, RunContext, Runner, Stage, fn_name, positive
+from ._stage import RunContext, Runner, Stage, buffer_arg, fn_name, positive
 
 __all__ = ["CustomStage"]
 
@@ -22,7 +22,7 @@ class CustomStage(Stage):
             raise TypeError(f"then needs `async def stage(inbox, outbox)`, got {type(fn).__name__}")
         self.fn = fn
         self.workers = positive("then(workers=)", workers)
-        self.buffer = DEFAULT_BUFFER if buffer is None else positive("then(buffer=)", buffer)
+        self.buffer = buffer_arg("then", buffer)
         self.name = name if name is not None else f"then({fn_name(fn)})"
         self.tasks = self.workers + 2  # the copies, a feeder and a drainer
 

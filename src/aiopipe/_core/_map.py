@@ -16,22 +16,27 @@ import anyio
 
 from ._channel import Inbox, Outbox
 from ._pacer import Pacer
+from ._policy import RAISE, ErrorPolicy, StageErrors, apply_with_policy
 from ._shared_input import SharedInput
 from ._stage import (
-    DEFAULT_BUFFER,
     RunContext,
     Runner,
     Stage,
     annotate,
+    buffer_arg,
     fn_name,
     is_async_callable,
     positive,
 )
+from ._threads import ThreadPool
 
 __all__ = ["Executor", "MapStage"]
 
 # Time one slice may take, per way of running it: long enough to amortise the hop.
 BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.02, "custom": 0.05}
+# A sync fn whose calls take longer than this leaves the event loop for a thread: the loop must
+# not stall for more than a few milliseconds unless the user asked for inline.
+OFFLOAD_S = 0.002
 
 
 @runtime_checkable
@@ -69,7 +74,18 @@ def apply_slice(fn: Callable[[Any], Any], items: list[Any]) -> list[Any] | _Fail
         out.extend(map(fn, items))
     except Exception as exc:
         return _Failed(out, exc)
+    if len(out) < len(items):
+        # fn raised StopIteration, which map() takes for its own end and swallows: the original
+        # is gone, so say what happened instead of losing the rest of the slice.
+        return _Failed(out, _stop_iteration(fn))
     return out
+
+
+def _stop_iteration(fn: Callable[..., Any]) -> RuntimeError:
+    return RuntimeError(
+        f"{fn_name(fn)} raised StopIteration, which would end iteration silently; "
+        f"raise another exception to signal an error"
+    )
 
 
 async def apply_slice_async(
@@ -94,27 +110,38 @@ class MapStage(Stage):
         executor: str | Executor | None,
         name: str | None,
         buffer: int | None,
+        errors: ErrorPolicy = RAISE,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.workers = positive("map(workers=)", workers)
-        self.buffer = DEFAULT_BUFFER if buffer is None else positive("map(buffer=)", buffer)
+        self.buffer = buffer_arg("map", buffer)
         self.ordered = bool(ordered)
-        self.one_to_one = self.ordered  # output i is made from input i
+        self.one_to_one = self.ordered and errors.on_error == "raise"  # output i from input i
         self.is_async = is_async_callable(fn)
-        self.kind = _executor_kind(executor, self.is_async, fn)
+        self.kind = _executor_kind(executor, self.is_async, fn, self.workers)
         self.executor = executor
+        self.errors = errors
         self.name = name if name is not None else f"map({fn_name(fn)})"
 
     def runner(self, ctx: RunContext) -> Runner:
-        if self.workers == 1 and self.kind == "inline":
-            return _SerialMap(self)
-        return _ParallelMap(self)
+        errs = ctx.errors.for_stage(self, self.name, self.errors)
+        if self.workers == 1 and self.kind in ("inline", "auto"):
+            return _SerialMap(self, ctx.threads, errs)
+        return _ParallelMap(self, ctx.threads, errs)
 
 
-def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> str:
+def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any], workers: int) -> str:
+    """How calls run: ``inline`` on the loop, ``auto`` (a sync fn: inline while calls are
+    cheap, on a thread once one is not), ``thread``, ``process`` or ``custom``."""
     if executor is None:
+        if is_async:
+            return "inline"
+        # N sync calls at once can only mean N threads; one sync call that blocks for long
+        # must not freeze the event loop either.
+        return "thread" if workers > 1 else "auto"
+    if executor == "inline":
         return "inline"
     if executor in ("thread", "process"):
         if is_async:
@@ -134,54 +161,93 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> 
     if isinstance(executor, Executor):
         return "custom"
     raise ValueError(
-        f"map(executor=) must be None, 'thread', 'process' or an object with "
+        f"map(executor=) must be None, 'inline', 'thread', 'process' or an object with "
         f"`async def submit(fn, *args)`; got {executor!r}"
     )
 
 
-class _SerialMap(Runner):
-    """One inline worker: no reordering, no locks."""
+async def _in_thread(threads: ThreadPool, fn: Callable[[Any], Any], items: list[Any]) -> Any:
+    # A thread cannot be interrupted: wait for it even when cancelled (leaving open() waits for
+    # the call in progress), so that an error it raised meanwhile is reported, not dropped.
+    with anyio.CancelScope(shield=True):
+        res = await threads.run(apply_slice, fn, items)
+    if not isinstance(res, _Failed):
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    return res
 
-    def __init__(self, stage: MapStage) -> None:
+
+class _SerialMap(Runner):
+    """One worker: no reordering, no locks. A sync fn runs inline while its calls are cheap and
+    moves to a thread (for the rest of the run) once a call takes longer than ``OFFLOAD_S``."""
+
+    def __init__(self, stage: MapStage, threads: ThreadPool, errs: StageErrors) -> None:
         self.stage = stage
+        self.threads = threads
+        self.errs = errs
+        # The first call of an ``auto`` fn runs on a thread: its cost is unknown, and a first
+        # call that sleeps for a second must not freeze the loop either.
+        self.offloaded = stage.kind == "auto"
+
+    async def _call(self, items: list[Any]) -> Any:
+        fn = self.stage.fn
+        if self.stage.is_async:
+            return await apply_slice_async(fn, items)
+        if self.offloaded:
+            return await _in_thread(self.threads, fn, items)
+        return apply_slice(fn, items)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        fn, name, is_async = self.stage.fn, self.stage.name, self.stage.is_async
         pacer = Pacer(BUDGET_S["inline"])
+        plain = self.stage.errors.is_default
         index = 0
         while (chunk := await inbox.receive()) is not None:
             pos, n = 0, len(chunk)
             while pos < n:
                 piece = chunk if pos == 0 and pacer.size >= n else chunk[pos : pos + pacer.size]
                 t0 = time.perf_counter()
-                res = await apply_slice_async(fn, piece) if is_async else apply_slice(fn, piece)
+                if plain:
+                    res = await self._call(piece)
+                else:
+                    res = await apply_with_policy(
+                        self._call, piece, index + pos, self.errs, _Failed
+                    )
                 if isinstance(res, _Failed):
-                    annotate(res.exc, name, index + pos + res.offset)
+                    annotate(res.exc, self.stage.name, index + pos + res.offset)
                     await outbox.send(res.done)  # what came before the failure still counts
                     raise res.exc
-                pacer.record(len(piece), time.perf_counter() - t0)
+                self._pace(pacer, len(piece), time.perf_counter() - t0)
                 await outbox.send(res)
                 pos += len(piece)
             index += n
+
+    def _pace(self, pacer: Pacer, items: int, seconds: float) -> None:
+        pacer.record(items, seconds)
+        if self.stage.kind == "auto":
+            self.offloaded = seconds / items > OFFLOAD_S
+            if self.offloaded:
+                pacer.size = max(1, int(BUDGET_S["thread"] / (seconds / items)))
 
 
 class _ParallelMap(Runner):
     """N workers sharing one input; slices are re-sequenced when ``ordered``."""
 
-    def __init__(self, stage: MapStage) -> None:
+    def __init__(self, stage: MapStage, threads: ThreadPool, errs: StageErrors) -> None:
         self.stage = stage
+        self.threads = threads
+        self.errs = errs
         self.input = SharedInput()
         # Slices taken but not yet sent; bounds what waits for a slow head-of-line slice.
         self.window = anyio.Semaphore(2 * stage.workers)
-        self.done: dict[int, list[Any]] = {}
+        # Finished slices by input position: (elements taken, results kept).
+        self.done: dict[int, tuple[int, list[Any]]] = {}
         self.next_out = 0
         self.draining = False
         self.limiter = anyio.CapacityLimiter(stage.workers)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        pacer = Pacer(BUDGET_S[self.stage.kind])
+        pacer = Pacer(BUDGET_S["thread" if self.stage.kind == "auto" else self.stage.kind])
         # Unordered, a worker holds one slice at a time and sends it as soon as it is done, so the
         # window could never fill; skipping it saves an event-loop round trip per slice, which is
         # most of the overhead of a many-in-flight async map (W2b).
@@ -196,12 +262,18 @@ class _ParallelMap(Runner):
                 return
             base, items = got
             t0 = time.perf_counter()
-            out = await self._process(base, items)
+            if self.stage.errors.is_default:
+                res = await self._call(items)
+            else:
+                res = await apply_with_policy(self._call, items, base, self.errs, _Failed)
+            if isinstance(res, _Failed):
+                annotate(res.exc, self.stage.name, base + res.offset)
+                raise res.exc
             pacer.record(len(items), time.perf_counter() - t0)
             if windowed:
-                await self._emit_in_order(base, out, outbox)
+                await self._emit_in_order(base, len(items), res, outbox)
             else:
-                await outbox.send(out)
+                await outbox.send(res)
 
     async def _enter_window(self, outbox: Outbox) -> None:
         if self.window.value:
@@ -212,36 +284,25 @@ class _ParallelMap(Runner):
         await self.window.acquire()
         outbox.waited(t0)
 
-    async def _process(self, base: int, items: list[Any]) -> list[Any]:
+    async def _call(self, items: list[Any]) -> Any:
         stage, fn = self.stage, self.stage.fn
-        res: list[Any] | _Failed
         if stage.kind == "inline":
-            res = await apply_slice_async(fn, items) if stage.is_async else apply_slice(fn, items)
-        elif stage.kind == "thread":
-            # A thread cannot be interrupted: wait for it even when cancelled, so that an error
-            # it raised meanwhile is reported (as a note on the first) instead of dropped.
-            with anyio.CancelScope(shield=True):
-                res = await anyio.to_thread.run_sync(apply_slice, fn, items, limiter=self.limiter)
-            if not isinstance(res, _Failed):
-                await anyio.lowlevel.checkpoint_if_cancelled()
-        elif stage.kind == "process":
-            res = await anyio.to_process.run_sync(apply_slice, fn, items, limiter=self.limiter)
-        else:
-            res = await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
-        if isinstance(res, _Failed):
-            annotate(res.exc, stage.name, base + res.offset)
-            raise res.exc
-        return res
+            return await apply_slice_async(fn, items) if stage.is_async else apply_slice(fn, items)
+        if stage.kind in ("thread", "auto"):
+            return await _in_thread(self.threads, fn, items)
+        if stage.kind == "process":
+            return await anyio.to_process.run_sync(apply_slice, fn, items, limiter=self.limiter)
+        return await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
 
-    async def _emit_in_order(self, base: int, out: list[Any], outbox: Outbox) -> None:
-        self.done[base] = out
+    async def _emit_in_order(self, base: int, taken: int, out: list[Any], outbox: Outbox) -> None:
+        self.done[base] = (taken, out)
         if self.draining:
             return  # the worker already draining will send it when its turn comes
         self.draining = True
         try:
             while self.next_out in self.done:
-                ready = self.done.pop(self.next_out)
-                self.next_out += len(ready)
+                taken, ready = self.done.pop(self.next_out)
+                self.next_out += taken
                 self.window.release()
                 await outbox.send(ready)
         finally:

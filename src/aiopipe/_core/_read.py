@@ -14,14 +14,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import Any
 
 import anyio
 
-from ._channel import DownstreamClosed, Inbox, Outbox, chunk_limit
+from ._channel import DownstreamClosed, Inbox, Outbox
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
-from ._stage import DEFAULT_BUFFER, RunContext, Runner, Stage, annotate, maybe_aclosing, positive
+from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, maybe_aclosing, positive
+from ._threads import ThreadPool
 
 __all__ = ["ReadStage"]
 
@@ -62,11 +64,11 @@ class ReadStage(Stage):
         self.workers = positive("read(parallel=)", parallel)
         self.keys = bool(keys)
         self.name = name if name is not None else f"read({reader_name(reader)})"
-        self.buffer = DEFAULT_BUFFER if buffer is None else positive("read(buffer=)", buffer)
+        self.buffer = buffer_arg("read", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         if isinstance(self.reader, BlockingReader):
-            return _ThreadedRead(self, self.reader)
+            return _ThreadedRead(self, self.reader, ctx.threads)
         return _AsyncRead(self)
 
 
@@ -129,14 +131,24 @@ class _HopGate:
 
 
 class _ThreadedRead(Runner):
-    def __init__(self, stage: ReadStage, reader: BlockingReader) -> None:
+    def __init__(self, stage: ReadStage, reader: BlockingReader, threads: ThreadPool) -> None:
         self.stage = stage
         self.reader = reader
+        self.threads = threads
         self.input = SharedInput()
         self.gate = _HopGate()
-        self.emitted = 0
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
+
+    def _sent(self, runs: list[tuple[int, str, int]], first: int, offset: int, n: int) -> None:
+        """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
+        ``runs`` ((position in out, path, first record)): remember where each came from."""
+        end = offset + n
+        for i, (at, path, record) in enumerate(runs):
+            stop = runs[i + 1][0] if i + 1 < len(runs) else end
+            lo, hi = max(at, offset), min(stop, end)
+            if lo < hi:
+                self.origins.append((first + lo - offset, path, record + lo - at))
 
     def origin(self, index: int) -> str | None:
         starts = [o[0] for o in self.origins]
@@ -163,9 +175,9 @@ class _ThreadedRead(Runner):
                 out: list[Any] = []
                 runs: list[tuple[int, str, int]] = []
                 res = await self._gated_hop(lane, out, runs)
-                base, self.emitted = self.emitted, self.emitted + len(out)
-                self.origins.extend((base + at, path, record) for at, path, record in runs)
-                await outbox.send(out)  # records before a failure still count
+                # Records before a failure still count. Lanes' sends interleave, so an output's
+                # index is known only as its piece enters the stream.
+                await outbox.send(out, partial(self._sent, runs))
                 if isinstance(res, _Failure):
                     self._raise(res)
         finally:
@@ -177,13 +189,16 @@ class _ThreadedRead(Runner):
         await self.gate.enter()
         share = 0.0
         lane.hopping.set()
+        done = anyio.Event()
         try:
-            res, share = await anyio.to_thread.run_sync(
-                self._timed_hop, lane, out, runs, abandon_on_cancel=True
-            )
-        except anyio.get_cancelled_exc_class():
-            await _grace(lane)
-            raise
+            call = self.threads.start(done, self._timed_hop, lane, out, runs)
+            try:
+                await done.wait()
+            except anyio.get_cancelled_exc_class():
+                await _grace(done)
+                raise
+            got: tuple[_Failure | None, float] = ThreadPool.result(call)
+            res, share = got
         finally:
             self.gate.leave(share)
         return res
@@ -235,19 +250,17 @@ class _ThreadedRead(Runner):
             lane.current = None
 
 
-async def _grace(lane: _Lane) -> None:
+async def _grace(done: anyio.Event) -> None:
     """A cancelled hop: wait for its thread to finish (a hop is short), but not for ever.
 
     A read blocked on storage that never answers (a hung network mount, a pipe with no writer)
     cannot be interrupted from outside its thread, and waiting for it would hang the shutdown. After
-    ``HOP_GRACE_S`` the thread is left to finish on its own; it owns the lane's open file until
-    then, so the lane does not close it.
+    ``HOP_GRACE_S`` the thread is left to finish on its own (a daemon thread of the run's pool,
+    which does not keep the interpreter alive); it owns the lane's open file until then, so the
+    lane does not close it.
     """
-    # A poll, not an anyio.Event: an abandoned thread must never call back into an event loop that
-    # may be gone by the time it finishes. Shutdown only, for a hop's length.
     with anyio.CancelScope(shield=True), anyio.move_on_after(HOP_GRACE_S):
-        while lane.hopping.is_set():  # noqa: ASYNC110
-            await anyio.sleep(0.0005)
+        await done.wait()
 
 
 def _indexed(got: tuple[int, list[Any]]) -> list[tuple[int, str]]:
@@ -261,7 +274,6 @@ class _AsyncRead(Runner):
     def __init__(self, stage: ReadStage) -> None:
         self.stage = stage
         self.input = SharedInput()
-        self.limit = chunk_limit(stage.buffer)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -287,7 +299,7 @@ class _AsyncRead(Runner):
             async for record in records:
                 out.append((f"{path}:{done[0]}", record) if keys and keyed is None else record)
                 done[0] += 1
-                if len(out) >= self.limit or time.perf_counter() - flushed > FLUSH_S:
+                if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
                     await outbox.send(out)
                     out, flushed = [], time.perf_counter()
         await outbox.send(out)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from types import TracebackType
 from typing import Any, Generic, NoReturn, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, create_channel
+from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, UpstreamFailed, create_channel
 from ._coordinator import Coordinator
-from ._stage import RunContext, Runner, Stage, annotate, failed_element
+from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._stats import PipelineStats, StageStats
 
 __all__ = ["Run", "RunOpener", "check_state"]
@@ -65,7 +64,11 @@ class Run(Generic[T]):
         self._coord = Coordinator(stop_grace_period=0, clean_stop_exception_types=())
         self._coord._hard_stop = True
         self._coord._late_errors_as_notes = True
-        self._stats = [StageStats(s.name, s.workers, s.buffer) for s in self._stages]
+        self._buffers = resolve_buffers(self._stages)
+        self._stats = [
+            StageStats(s.name, s.workers, b)
+            for s, b in zip(self._stages, self._buffers, strict=True)
+        ]
         self._consumer = StageStats("consumer", 1, 0)
         self._runners: dict[int, Runner] = {}
         self._chunk: Chunk = []
@@ -93,7 +96,7 @@ class Run(Generic[T]):
         for pos, stage in enumerate(self._stages):
             runner = stage.runner(self._ctx)
             self._runners[pos] = runner
-            send, receive, space = create_channel(stage.buffer)
+            send, receive, space = create_channel(self._buffers[pos])
             self._spaces.append(space)
             for w in range(stage.task_count):
                 inbox = upstream.clone() if upstream is not None else None
@@ -124,28 +127,40 @@ class Run(Generic[T]):
         inbox_stream: MemoryObjectReceiveStream[Chunk] | None,
         outbox_stream: MemoryObjectSendStream[Chunk],
     ) -> None:
-        stage, stats = self._stages[pos], self._stats[pos]
-        outbox = Outbox(outbox_stream, self._spaces[pos], stats, w)
+        stage, stats, space = self._stages[pos], self._stats[pos], self._spaces[pos]
+        outbox = Outbox(outbox_stream, space, stats, w)
         inbox = None
         if inbox_stream is not None:
             inbox = Inbox(inbox_stream, self._spaces[pos - 1], stats, self._stats[pos - 1], w)
         started = stats.worker_started()
         try:
+            await runner.work(w, inbox, outbox)
+        except DownstreamClosed:
+            pass  # the next stage stopped listening (take): a normal end
+        except UpstreamFailed:
+            space.failed = True  # pass the abnormal end on; the run holds the error
+        except BaseException as exc:
+            # Marked before the stream closes: downstream must not take this end for the end
+            # of input (emit a partial batch, drain a shuffle buffer).
+            space.failed = True
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            stats.errors += 1
+            err = _surfaced(exc, stage.name)
+            annotate(err, stage.name, None)
+            self._note_origin(err, pos)
+            if err is exc:
+                raise
+            raise err from exc
+        finally:
             # Closing our ends on the way out is the QueueRunner rule: the last worker of a
             # stage to finish ends its output, and a stage that stops listening stops upstream.
-            with outbox_stream, inbox if inbox is not None else nullcontext():
-                await runner.work(w, inbox, outbox)
-        except DownstreamClosed:
-            pass
-        except Exception as exc:
-            stats.errors += 1
-            annotate(exc, stage.name, None)
-            self._note_origin(exc, pos)
-            raise
-        finally:
+            outbox_stream.close()
+            if inbox is not None:
+                inbox.close()
             stats.worker_stopped(started, w)
 
-    def _note_origin(self, exc: Exception, pos: int) -> None:
+    def _note_origin(self, exc: BaseException, pos: int) -> None:
         """Say which file and record a failing element came from, when the stages between the
         reader and the failing stage keep elements one to one (map, prefetch)."""
         index = failed_element(exc, self._stages[pos].name)
@@ -168,12 +183,17 @@ class Run(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         self._close_out()
+        if exc is not None and exc is self._raised:
+            # The consumer got a stage's error and lets it propagate: stop quietly, as on a
+            # normal exit (a KeyboardInterrupt from a stage must not look like a cancellation).
+            exc_type = exc = tb = None
         try:
             await self._coord.__aexit__(exc_type, exc, tb)
         except BaseException as err:
             if err is not self._raised:
                 raise
         finally:
+            self._ctx.threads.close()
             self._consumer.worker_stopped(self._consumer_started)
             if self._trace is not None:
                 from ._trace import write_trace
@@ -217,17 +237,18 @@ class Run(Generic[T]):
 
     async def _refill(self) -> None:
         out = self._out
-        assert out is not None, "the run is not open"
+        if out is None:
+            raise RuntimeError("the run is not open")
+        chunk: Chunk | None
         try:
-            try:
-                chunk = out.receive_nowait()
-            except anyio.WouldBlock:
-                t0 = time.perf_counter()
-                try:
-                    chunk = await out.receive()
-                finally:
-                    self._consumer.waited("starved", t0)
+            chunk = out.receive_nowait()
+        except anyio.WouldBlock:
+            chunk = await self._wait_chunk(out)
         except anyio.EndOfStream:
+            chunk = None
+        if chunk is None:
+            # Raised here, outside any handler, so that a stage's error reaches the consumer
+            # without our WouldBlock/EndOfStream chained in front of it.
             self._end()
         n = len(chunk)
         self._spaces[-1].give(n)
@@ -240,11 +261,23 @@ class Run(Generic[T]):
             chunk = chunk[dropped:]
         self._chunk, self._pos = chunk, 0
 
+    async def _wait_chunk(self, out: MemoryObjectReceiveStream[Chunk]) -> Chunk | None:
+        t0 = time.perf_counter()
+        try:
+            return await out.receive()
+        except anyio.EndOfStream:
+            return None
+        finally:
+            self._consumer.waited("starved", t0)
+
     def _end(self) -> NoReturn:
         exc = self._coord.exception
         if exc is not None and self._raised is None:
             self._raised = exc
             raise exc
+        if self._spaces[-1].failed and self._raised is None:
+            # The last stage ended abnormally with no error recorded: never a quiet end.
+            raise RuntimeError("aiopipe: the pipeline stopped without an error being recorded")
         raise anyio.EndOfStream
 
     # -- introspection -----------------------------------------------------------------------
@@ -272,6 +305,25 @@ class Run(Generic[T]):
             "delivered": self._delivered,
             "seeds": list(self._ctx.drawn),
         }
+
+
+def _surfaced(exc: BaseException, stage: str) -> BaseException:
+    """The exception to hand the consumer for ``exc``.
+
+    ``StopIteration`` and ``StopAsyncIteration`` cannot travel as themselves: raised from
+    ``__anext__`` they would end the consumer's ``async for`` quietly, and from a coroutine Python
+    turns them into a bare RuntimeError. Like PEP 479, they become a ``RuntimeError`` whose cause
+    is the original.
+    """
+    if isinstance(exc, StopIteration | StopAsyncIteration):
+        err = RuntimeError(
+            f"stage '{stage}' raised {type(exc).__name__}, which would end iteration silently; "
+            f"raise another exception to signal an error"
+        )
+        for note in getattr(exc, "__notes__", ()):
+            err.add_note(note)
+        return err
+    return exc
 
 
 class RunOpener(Generic[T]):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ._channel import Inbox, Outbox
 from ._sources import _check_seed
-from ._stage import RunContext, Runner, Stage, positive
+from ._stage import RunContext, Runner, Stage, buffer_arg, positive
 
 __all__ = ["ShuffleStage"]
 
@@ -37,8 +37,7 @@ class ShuffleStage(Stage):
         self.min_after_dequeue = min_after_dequeue
         self.seed = _check_seed(seed)
         self.name = name if name is not None else "shuffle"
-        if buffer is not None:
-            self.buffer = positive("shuffle(buffer=)", buffer)
+        self.buffer = buffer_arg("shuffle", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         return _Shuffler(self, ctx.seed_for(self.seed))

@@ -6,13 +6,13 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-from ._channel import Inbox, Outbox, chunk_limit
+from ._channel import Inbox, Outbox
 from ._stage import (
-    DEFAULT_BUFFER,
     RunContext,
     Runner,
     Stage,
     annotate,
+    buffer_arg,
     fn_name,
     is_async_callable,
     positive,
@@ -24,10 +24,6 @@ __all__ = ["FilterStage", "FlatMapStage", "PrefetchStage", "ShardStage", "SkipSt
 FLUSH_S = 0.001
 
 
-def _buffer(what: str, buffer: int | None) -> int:
-    return DEFAULT_BUFFER if buffer is None else positive(f"{what}(buffer=)", buffer)
-
-
 class FilterStage(Stage):
     def __init__(self, pred: Callable[[Any], Any], name: str | None, buffer: int | None) -> None:
         if not callable(pred):
@@ -35,7 +31,7 @@ class FilterStage(Stage):
         self.pred = pred
         self.is_async = is_async_callable(pred)
         self.name = name if name is not None else f"filter({fn_name(pred)})"
-        self.buffer = _buffer("filter", buffer)
+        self.buffer = buffer_arg("filter", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         return _FilterRunner(self)
@@ -74,7 +70,7 @@ class FlatMapStage(Stage):
         self.fn = fn
         self.is_async = is_async_callable(fn)
         self.name = name if name is not None else f"flat_map({fn_name(fn)})"
-        self.buffer = _buffer("flat_map", buffer)
+        self.buffer = buffer_arg("flat_map", buffer)
 
     def runner(self, ctx: RunContext) -> Runner:
         return _FlatMapRunner(self)
@@ -87,7 +83,7 @@ class _FlatMapRunner(Runner):
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         index = 0
-        limit = chunk_limit(self.stage.buffer)
+        limit = outbox.limit
         out: list[Any] = []
         flushed = time.perf_counter()
         while (chunk := await inbox.receive()) is not None:

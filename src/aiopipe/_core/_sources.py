@@ -43,8 +43,6 @@ def _epochs(epochs: int | None) -> Iterable[int]:
 
 
 class FromIterable(Stage):
-    is_source = True
-
     def __init__(self, obj: Iterable[Any] | AsyncIterable[Any], epochs: int | None) -> None:
         self.epochs = check_epochs(epochs)
         self.is_async = not isinstance(obj, Iterable) and isinstance(obj, AsyncIterable)
@@ -131,8 +129,6 @@ class _IterableRunner(Runner):
 
 class FromSequences(Stage):
     """Rows of one or more equal-length sequences (numpy arrays, lists), optionally shuffled."""
-
-    is_source = True
 
     def __init__(
         self,

@@ -6,14 +6,19 @@ import abc
 import contextlib
 import inspect
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._channel import Inbox, Outbox
+from ._threads import ThreadPool
+
+if TYPE_CHECKING:
+    from ._policy import ErrorLog
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "MIN_DEFAULT_BUFFER",
     "RunContext",
     "Runner",
     "Stage",
@@ -22,10 +27,21 @@ __all__ = [
     "fn_name",
     "is_async_callable",
     "maybe_aclosing",
+    "buffer_arg",
     "positive",
+    "resolve_buffers",
 ]
 
+# A stage's output buffer holds this many *input* elements by default: after batch(n) it holds
+# DEFAULT_BUFFER // n batches, so memory stays near what the source produces, not n times it.
 DEFAULT_BUFFER = 512
+MIN_DEFAULT_BUFFER = 4
+
+
+def _error_log() -> ErrorLog:
+    from ._policy import ErrorLog  # _policy builds on this module
+
+    return ErrorLog()
 
 
 @dataclass
@@ -38,6 +54,10 @@ class RunContext:
 
     resume_seeds: list[int] = field(default_factory=list)
     drawn: list[int] = field(default_factory=list)
+    # The run's own threads for blocking calls; closed (and joined) when the run ends.
+    threads: ThreadPool = field(default_factory=ThreadPool)
+    # Elements skipped under on_error="skip", for run.errors() and stats().
+    errors: ErrorLog = field(default_factory=_error_log)
 
     def seed_for(self, given: int | None) -> int:
         if given is not None:
@@ -64,18 +84,41 @@ class Stage(abc.ABC):
 
     name: str
     workers: int = 1
-    buffer: int = DEFAULT_BUFFER
-    is_source: bool = False
+    # The output stream's capacity in elements; None: the default for where the stage sits
+    # (see resolve_buffers).
+    buffer: int | None = None
     # True when output i is made from input i (map, prefetch): lets errors point to the record.
     one_to_one: bool = False
 
     @abc.abstractmethod
     def runner(self, ctx: RunContext) -> Runner: ...
 
+    def scale(self, upstream: int, batches: list[int]) -> int:
+        """How many source elements one output element stands for, given the input's."""
+        return upstream
+
     @property
     def task_count(self) -> int:
         """How many tasks run this stage (its workers, plus any helpers of its own)."""
         return int(getattr(self, "tasks", self.workers))
+
+
+def resolve_buffers(stages: Sequence[Stage]) -> list[int]:
+    """Every stage's output capacity: the one given, or a default counted in source elements."""
+    sizes: list[int] = []
+    scale, batches = 1, list[int]()  # batch sizes not yet undone by an unbatch
+    for stage in stages:
+        scale = stage.scale(scale, batches)
+        if stage.buffer is not None:
+            sizes.append(stage.buffer)
+        else:
+            sizes.append(max(MIN_DEFAULT_BUFFER, DEFAULT_BUFFER // max(1, scale)))
+    return sizes
+
+
+def buffer_arg(what: str, buffer: int | None) -> int | None:
+    """Validate a ``buffer=`` argument at build time (None: the default)."""
+    return None if buffer is None else positive(f"{what}(buffer=)", buffer)
 
 
 def annotate(exc: BaseException, stage: str, index: int | None, where: str = "") -> None:

@@ -97,7 +97,8 @@ async def test_the_table_is_aligned_and_ends_with_the_bottleneck() -> None:
     lines = str(stats).splitlines()
     header = lines[0].split()
     assert header == [
-        "stage", "workers", "in", "out", "busy", "blocked", "starved", "buffer", "fill", "errors"
+        "stage", "workers", "in", "out", "busy", "blocked", "starved", "buffer", "fill", "errors",
+        "skipped",
     ]  # fmt: skip
     assert set(lines[1]) == {"-"}
     rows = lines[2:-1]

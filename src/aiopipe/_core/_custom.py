@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channel import MAX_CHUNK, Inbox, Outbox
+from ._channel import MAX_CHUNK, DownstreamClosed, Inbox, Outbox
 from ._stage import RunContext, Runner, Stage, buffer_arg, fn_name, positive
 
 __all__ = ["CustomStage"]
@@ -41,14 +41,21 @@ class _CustomRunner(Runner):
         self.copies = [(in_recv.clone(), out_send.clone()) for _ in range(stage.workers)]
         in_recv.close()
         out_send.close()
+        # Set when the next stage stopped listening (take is satisfied): a user copy whose send
+        # then fails with BrokenResourceError has simply nobody left to send to.
+        self.downstream_gone = False
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         copies = self.stage.workers
         if worker < copies:
             mine_in, mine_out = self.copies[worker]
-            with mine_in, mine_out:
-                await self.stage.fn(mine_in, mine_out)
+            try:
+                with mine_in, mine_out:
+                    await self.stage.fn(mine_in, mine_out)
+            except anyio.BrokenResourceError:
+                if not self.downstream_gone:
+                    raise
         elif worker == copies:
             await self._feed(inbox)
         else:
@@ -72,4 +79,8 @@ class _CustomRunner(Runner):
                         chunk.append(self.out_recv.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                await outbox.send(chunk)
+                try:
+                    await outbox.send(chunk)
+                except DownstreamClosed:
+                    self.downstream_gone = True
+                    raise

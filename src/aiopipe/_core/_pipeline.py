@@ -11,6 +11,7 @@ import anyio
 from ._batch import BatchStage, UnbatchStage
 from ._custom import CustomStage, StageFn
 from ._map import Executor, MapStage
+from ._policy import policy
 from ._read import ReadStage
 from ._run import RunOpener
 from ._shuffle import ShuffleStage
@@ -57,6 +58,10 @@ class Pipeline(Generic[T]):
         executor: str | Executor | None = None,
         name: str | None = None,
         buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[U]: ...
     @overload
     def map(
@@ -68,6 +73,10 @@ class Pipeline(Generic[T]):
         executor: str | Executor | None = None,
         name: str | None = None,
         buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[U]: ...
     def map(
         self,
@@ -78,18 +87,43 @@ class Pipeline(Generic[T]):
         executor: str | Executor | None = None,
         name: str | None = None,
         buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[Any]:
-        """``fn(x)`` for each element (sync or async), ``workers`` at once."""
+        """``fn(x)`` for each element (sync or async), ``workers`` at once.
+
+        A sync ``fn`` never freezes the event loop: with ``workers > 1`` it runs on the run's
+        threads, and with one worker it runs inline only while its calls take under ~2 ms
+        (``executor="inline"`` forces inline). Error policy: see :meth:`read`.
+        """
+        errors = policy("map", on_error, max_errors, retries, retry_on)
         stage = MapStage(
-            fn, workers=workers, ordered=ordered, executor=executor, name=name, buffer=buffer
+            fn,
+            workers=workers,
+            ordered=ordered,
+            executor=executor,
+            name=name,
+            buffer=buffer,
+            errors=errors,
         )
         return self._then(stage)
 
     def filter(
-        self, pred: Callable[[T], Any], *, name: str | None = None, buffer: int | None = None
+        self,
+        pred: Callable[[T], Any],
+        *,
+        name: str | None = None,
+        buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[T]:
         """Keep the elements for which ``pred(x)`` (sync or async) is true."""
-        return self._then(FilterStage(pred, name, buffer))
+        errors = policy("filter", on_error, max_errors, retries, retry_on)
+        return self._then(FilterStage(pred, name, buffer, errors))
 
     def flat_map(
         self,
@@ -97,9 +131,19 @@ class Pipeline(Generic[T]):
         *,
         name: str | None = None,
         buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[U]:
-        """Emit the elements of the (sync or async) iterable ``fn(x)``, in order."""
-        return self._then(FlatMapStage(fn, name, buffer))
+        """Emit the elements of the (sync or async) iterable ``fn(x)``, in order.
+
+        Under ``on_error="skip"`` an element whose expansion fails is skipped (counted); what it
+        yielded before the failure is kept. A retry re-runs ``fn(x)`` only if none of its
+        expansion was sent on yet.
+        """
+        errors = policy("flat_map", on_error, max_errors, retries, retry_on)
+        return self._then(FlatMapStage(fn, name, buffer, errors))
 
     def read(
         self,
@@ -109,9 +153,26 @@ class Pipeline(Generic[T]):
         keys: bool = False,
         name: str | None = None,
         buffer: int | None = None,
+        on_error: str = "raise",
+        max_errors: int | float | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = OSError,
     ) -> Pipeline[Any]:
-        """Elements are paths; emit the records of ``reader(path)``, ``parallel`` files at once."""
-        return self._then(ReadStage(reader, parallel=parallel, keys=keys, name=name, buffer=buffer))
+        """Elements are paths; emit the records of ``reader(path)``, ``parallel`` files at once.
+
+        Error policy (also ``map``, ``filter``, ``flat_map``): ``on_error="skip"`` counts a
+        failing element as skipped (``stats()``'s ``skipped``, ``run.errors()``) and goes on; for
+        ``read`` the element is a file, and the rest of it is skipped (its records before the
+        error are delivered). ``max_errors`` (a count, or a fraction of the elements seen) is the
+        budget: past it the error is raised with a note. ``retries=N`` retries an exception of
+        ``retry_on`` (default ``OSError``) N times with exponential backoff and jitter; a
+        retried file resumes after its delivered records, so each arrives exactly once.
+        """
+        errors = policy("read", on_error, max_errors, retries, retry_on)
+        stage = ReadStage(
+            reader, parallel=parallel, keys=keys, name=name, buffer=buffer, errors=errors
+        )
+        return self._then(stage)
 
     def shuffle(
         self,

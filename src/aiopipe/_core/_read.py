@@ -9,6 +9,7 @@ lane reads several of them in one hop (one hop per file costs ~15x on many small
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import threading
 import time
@@ -20,9 +21,10 @@ from typing import Any
 import anyio
 
 from ._channel import DownstreamClosed, Inbox, Outbox
+from ._policy import RAISE, ErrorPolicy, StageErrors
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
-from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, maybe_aclosing, positive
+from ._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
 from ._threads import ThreadPool
 
 __all__ = ["ReadStage"]
@@ -54,6 +56,7 @@ class ReadStage(Stage):
         keys: bool,
         name: str | None,
         buffer: int | None,
+        errors: ErrorPolicy = RAISE,
     ) -> None:
         if not callable(reader):
             raise TypeError(
@@ -65,29 +68,39 @@ class ReadStage(Stage):
         self.keys = bool(keys)
         self.name = name if name is not None else f"read({reader_name(reader)})"
         self.buffer = buffer_arg("read", buffer)
+        self.errors = errors
 
     def runner(self, ctx: RunContext) -> Runner:
+        errs = ctx.errors.for_stage(self, self.name, self.errors)
         if isinstance(self.reader, BlockingReader):
-            return _ThreadedRead(self, self.reader, ctx.threads)
-        return _AsyncRead(self)
+            return _ThreadedRead(self, self.reader, ctx.threads, errs)
+        return _AsyncRead(self, errs)
 
 
 class _Failure:
-    __slots__ = ("exc", "index", "path", "record")
+    __slots__ = ("attempt", "exc", "index", "path", "record")
 
-    def __init__(self, exc: Exception, index: int, path: str, record: int) -> None:
+    def __init__(self, exc: Exception, index: int, path: str, record: int, attempt: int) -> None:
         self.exc, self.index, self.path, self.record = exc, index, path, record
+        self.attempt = attempt
+
+
+# A file a lane is to read: (input index, path, records already delivered, failed attempts).
+# A retried file is read again from the start, its delivered records passed over: each record
+# reaches the output exactly once.
+_Queued = tuple[int, str, int, int]
 
 
 class _Lane:
     """One lane's files: the one open now and the ones it has taken but not started."""
 
     def __init__(self) -> None:
-        self.queued: deque[tuple[int, str]] = deque()
+        self.queued: deque[_Queued] = deque()
         self.current: Iterator[Any] | None = None
         self.index = 0
         self.path = ""
         self.record = 0
+        self.attempt = 0
         self.want = 1  # files to take per hop: grows while files are small
         self.hopping = threading.Event()  # set while a worker thread owns the lane
 
@@ -131,10 +144,13 @@ class _HopGate:
 
 
 class _ThreadedRead(Runner):
-    def __init__(self, stage: ReadStage, reader: BlockingReader, threads: ThreadPool) -> None:
+    def __init__(
+        self, stage: ReadStage, reader: BlockingReader, threads: ThreadPool, errs: StageErrors
+    ) -> None:
         self.stage = stage
         self.reader = reader
         self.threads = threads
+        self.errs = errs
         self.input = SharedInput()
         self.gate = _HopGate()
         # (first output index, path, first record number) of each run of records sent on.
@@ -179,7 +195,7 @@ class _ThreadedRead(Runner):
                 # index is known only as its piece enters the stream.
                 await outbox.send(out, partial(self._sent, runs))
                 if isinstance(res, _Failure):
-                    self._raise(res)
+                    await self._failed(res, lane)
         finally:
             lane.close()
 
@@ -215,9 +231,19 @@ class _ThreadedRead(Runner):
         wall = time.perf_counter() - wall
         return res, (time.thread_time() - cpu) / wall if wall > 0 else 1.0
 
-    def _raise(self, f: _Failure) -> None:
+    async def _failed(self, f: _Failure, lane: _Lane) -> None:
+        """Retry the file (resuming after its delivered records), skip the rest of it, or raise.
+
+        A reader cannot resynchronise after a bad record in general (a TFRecord length, a
+        compressed stream), so a skip passes over the rest of the file, and says so.
+        """
+        if await self.errs.retry(f.exc, f.attempt):
+            lane.queued.appendleft((f.index, f.path, f.record, f.attempt + 1))
+            return
         where = self.reader.describe(f.path, f.record) if f.record else f.path
-        annotate(f.exc, self.stage.name, f.index, where)
+        if self.errs.skip(f.exc, f.index, where, f.index + 1):
+            f.exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.record} records")
+            return
         raise f.exc
 
     def _hop(
@@ -233,9 +259,14 @@ class _ThreadedRead(Runner):
                 if not lane.queued:
                     lane.want = min(lane.want * 2, MAX_FILES_PER_HOP)  # files end fast: take more
                     return None
-                lane.index, lane.path = lane.queued.popleft()
-                lane.record = 0
+                lane.index, lane.path, lane.record, lane.attempt = lane.queued.popleft()
                 lane.current = self.reader.iter_records(lane.path, keys=keys)
+                if lane.record:
+                    try:
+                        _pass_over(lane.current, lane.record)
+                    except Exception as exc:
+                        lane.current = None
+                        return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
             runs.append((len(out), lane.path, lane.record))
             try:
                 for record in lane.current:
@@ -246,7 +277,7 @@ class _ThreadedRead(Runner):
                         return None
             except Exception as exc:
                 lane.current = None
-                return _Failure(exc, lane.index, lane.path, lane.record)
+                return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
             lane.current = None
 
 
@@ -263,43 +294,72 @@ async def _grace(done: anyio.Event) -> None:
         await done.wait()
 
 
-def _indexed(got: tuple[int, list[Any]]) -> list[tuple[int, str]]:
+def _pass_over(records: Iterator[Any], n: int) -> None:
+    """Read and drop the first ``n`` records (already delivered before a retry)."""
+    for _ in itertools.islice(records, n):
+        pass
+
+
+def _indexed(got: tuple[int, list[Any]]) -> list[_Queued]:
     base, paths = got
-    return [(base + i, os.fspath(p)) for i, p in enumerate(paths)]
+    return [(base + i, os.fspath(p), 0, 0) for i, p in enumerate(paths)]
 
 
 class _AsyncRead(Runner):
     """Any reader: ``async for`` over ``reader(path)`` (or ``reader.keyed(path)``)."""
 
-    def __init__(self, stage: ReadStage) -> None:
+    def __init__(self, stage: ReadStage, errs: StageErrors) -> None:
         self.stage = stage
+        self.errs = errs
         self.input = SharedInput()
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (got := await self.input.take(inbox, 1)) is not None:
             index, path = got[0], os.fspath(got[1][0])
-            done = [0]  # records of this file already read, for the error note
-            try:
-                await self._read_file(path, outbox, done)
-            except DownstreamClosed:
-                raise
-            except Exception as exc:
-                where = f"record {done[0]} of {path}" if done[0] else path
-                annotate(exc, self.stage.name, index, where)
-                raise
+            done = [0]  # records of this file delivered: for the error note, and to resume
+            attempt = 0
+            while True:
+                try:
+                    await self._read_file(path, outbox, done)
+                    break
+                except DownstreamClosed:
+                    raise
+                except Exception as exc:
+                    if await self.errs.retry(exc, attempt):
+                        attempt += 1
+                        continue
+                    where = f"record {done[0]} of {path}" if done[0] else path
+                    if not self.errs.skip(exc, index, where, index + 1):
+                        raise
+                    exc.add_note(f"aiopipe: skipped the rest of {path} after {done[0]} records")
+                    break
 
     async def _read_file(self, path: str, outbox: Outbox, done: list[int]) -> None:
+        """Send the records of ``path`` after the first ``done[0]`` (delivered before a retry)."""
         reader, keys = self.stage.reader, self.stage.keys
         keyed = getattr(reader, "keyed", None) if keys else None
         records = keyed(path) if keyed is not None else reader(path)
         out: list[Any] = []
         flushed = time.perf_counter()
-        async with maybe_aclosing(records):
-            async for record in records:
-                out.append((f"{path}:{done[0]}", record) if keys and keyed is None else record)
-                done[0] += 1
-                if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
-                    await outbox.send(out)
-                    out, flushed = [], time.perf_counter()
+        passed, at = done[0], 0
+        try:
+            async with maybe_aclosing(records):
+                async for record in records:
+                    if at < passed:
+                        at += 1
+                        continue
+                    out.append((f"{path}:{at}", record) if keys and keyed is None else record)
+                    at += 1
+                    if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
+                        await self._send(out, outbox, done)
+                        out, flushed = [], time.perf_counter()
+        except Exception:
+            await self._send(out, outbox, done)  # records before a failure still count
+            raise
+        await self._send(out, outbox, done)
+
+    @staticmethod
+    async def _send(out: list[Any], outbox: Outbox, done: list[int]) -> None:
         await outbox.send(out)
+        done[0] += len(out)

@@ -13,6 +13,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, UpstreamFailed, create_channel
 from ._coordinator import Coordinator
+from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._stats import PipelineStats, StageStats
 
@@ -294,8 +295,16 @@ class Run(Generic[T]):
     def stats(self) -> PipelineStats:
         """A snapshot of every stage and of the consumer (see ``PipelineStats``)."""
         now = time.perf_counter()
-        snaps = [s.snapshot(now) for s in (*self._stats, self._consumer)]
-        return PipelineStats(snaps, now - self._t0)
+        elapsed = now - self._t0
+        skips = [self._ctx.errors.skipped(stage) for stage in self._stages]
+        snaps = [s.snapshot(now, elapsed, n) for s, n in zip(self._stats, skips, strict=True)]
+        snaps.append(self._consumer.snapshot(now, elapsed))
+        return PipelineStats(snaps, elapsed)
+
+    def errors(self) -> list[SkippedError]:
+        """The most recent elements skipped under ``on_error="skip"`` (stage, element, origin,
+        exception), oldest first; ``stats()`` counts every one."""
+        return self._ctx.errors.recent()
 
     def state_dict(self) -> dict[str, Any]:
         """A small JSON-serialisable dict; ``pipe.open(state=...)`` resumes right after it."""

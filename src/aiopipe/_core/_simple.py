@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-from ._channel import Inbox, Outbox
+from ._channel import DownstreamClosed, Inbox, Outbox
+from ._policy import RAISE, ErrorPolicy, StageErrors
 from ._stage import (
     RunContext,
     Runner,
@@ -15,6 +17,7 @@ from ._stage import (
     buffer_arg,
     fn_name,
     is_async_callable,
+    maybe_aclosing,
     positive,
 )
 
@@ -25,30 +28,41 @@ FLUSH_S = 0.001
 
 
 class FilterStage(Stage):
-    def __init__(self, pred: Callable[[Any], Any], name: str | None, buffer: int | None) -> None:
+    def __init__(
+        self,
+        pred: Callable[[Any], Any],
+        name: str | None,
+        buffer: int | None,
+        errors: ErrorPolicy = RAISE,
+    ) -> None:
         if not callable(pred):
             raise TypeError(f"filter needs a callable, got {type(pred).__name__}")
         self.pred = pred
         self.is_async = is_async_callable(pred)
         self.name = name if name is not None else f"filter({fn_name(pred)})"
         self.buffer = buffer_arg("filter", buffer)
+        self.errors = errors
 
     def runner(self, ctx: RunContext) -> Runner:
-        return _FilterRunner(self)
+        return _FilterRunner(self, ctx.errors.for_stage(self, self.name, self.errors))
 
 
 class _FilterRunner(Runner):
-    def __init__(self, stage: FilterStage) -> None:
+    def __init__(self, stage: FilterStage, errs: StageErrors) -> None:
         self.stage = stage
+        self.errs = errs
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         pred, index = self.stage.pred, 0
+        plain = self.stage.errors.is_default
         while (chunk := await inbox.receive()) is not None:
             kept: list[Any] = []
             i = 0
             try:
-                if self.stage.is_async:
+                if not plain:
+                    kept = await self._guarded(chunk, index)
+                elif self.stage.is_async:
                     for i, x in enumerate(chunk):  # noqa: B007 - i names the failing element
                         if await pred(x):
                             kept.append(x)
@@ -62,58 +76,119 @@ class _FilterRunner(Runner):
             index += len(chunk)
             await outbox.send(kept)
 
+    async def _guarded(self, chunk: list[Any], index: int) -> list[Any]:
+        """The filter under an error policy: element by element, with retries and skips."""
+        kept: list[Any] = []
+        for i, x in enumerate(chunk):
+            attempt = 0
+            while True:
+                try:
+                    keep = await self.stage.pred(x) if self.stage.is_async else self.stage.pred(x)
+                except Exception as exc:
+                    if await self.errs.retry(exc, attempt):
+                        attempt += 1
+                        continue
+                    if not self.errs.skip(exc, index + i, None, index + i + 1):
+                        raise
+                    break
+                if keep:
+                    kept.append(x)
+                break
+        return kept
+
 
 class FlatMapStage(Stage):
-    def __init__(self, fn: Callable[[Any], Any], name: str | None, buffer: int | None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        name: str | None,
+        buffer: int | None,
+        errors: ErrorPolicy = RAISE,
+    ) -> None:
         if not callable(fn):
             raise TypeError(f"flat_map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.is_async = is_async_callable(fn)
         self.name = name if name is not None else f"flat_map({fn_name(fn)})"
         self.buffer = buffer_arg("flat_map", buffer)
+        self.errors = errors
 
     def runner(self, ctx: RunContext) -> Runner:
-        return _FlatMapRunner(self)
+        return _FlatMapRunner(self, ctx.errors.for_stage(self, self.name, self.errors))
 
 
 class _FlatMapRunner(Runner):
-    def __init__(self, stage: FlatMapStage) -> None:
+    """Expands each element in order. Under ``on_error="skip"`` an element whose expansion
+    fails is counted as skipped; what it yielded before the failure is kept. A retry re-runs
+    ``fn(x)`` only while nothing of its expansion has been sent on."""
+
+    def __init__(self, stage: FlatMapStage, errs: StageErrors) -> None:
         self.stage = stage
+        self.errs = errs
+        self.out: list[Any] = []
+        self.flushed = time.perf_counter()
+        self.sends = 0  # sends so far: tells whether an expansion was partly sent
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         index = 0
-        limit = outbox.limit
-        out: list[Any] = []
-        flushed = time.perf_counter()
         while (chunk := await inbox.receive()) is not None:
             for x in chunk:
-                try:
-                    result = await self.stage.fn(x) if self.stage.is_async else self.stage.fn(x)
-                    async for y in _each(result, self.stage.name):
-                        out.append(y)
-                        if len(out) >= limit or time.perf_counter() - flushed > FLUSH_S:
-                            await outbox.send(out)
-                            out, flushed = [], time.perf_counter()
-                except Exception as exc:
-                    annotate(exc, self.stage.name, index)
-                    raise
+                await self._expand(x, index, outbox)
                 index += 1
-            await outbox.send(out)
-            out, flushed = [], time.perf_counter()
+            await self._flush(outbox)
+
+    async def _expand(self, x: Any, index: int, outbox: Outbox) -> None:
+        attempt = 0
+        while True:
+            mark, sends = len(self.out), self.sends
+            try:
+                await self._emit(x, outbox)
+                return
+            except DownstreamClosed:
+                raise
+            except Exception as exc:
+                if sends == self.sends and await self.errs.retry(exc, attempt):
+                    del self.out[mark:]
+                    attempt += 1
+                    continue
+                if not self.errs.skip(exc, index, None, index + 1):
+                    raise
+                return
+
+    async def _emit(self, x: Any, outbox: Outbox) -> None:
+        result = await self.stage.fn(x) if self.stage.is_async else self.stage.fn(x)
+        if isinstance(result, AsyncIterable):
+            # Closed here, in this task, however the run ends: the user's ``finally`` runs now,
+            # not at garbage collection.
+            async with maybe_aclosing(result):
+                async for y in result:
+                    await self._add(y, outbox)
+        elif isinstance(result, Iterable):
+            with _closing(result):
+                for y in result:
+                    await self._add(y, outbox)
+        else:
+            raise TypeError(
+                f"{self.stage.name}: fn must return a sync or async iterable, "
+                f"got {type(result).__name__}"
+            )
+
+    async def _add(self, y: Any, outbox: Outbox) -> None:
+        self.out.append(y)
+        if len(self.out) >= outbox.limit or time.perf_counter() - self.flushed > FLUSH_S:
+            await self._flush(outbox)
+
+    async def _flush(self, outbox: Outbox) -> None:
+        out, self.out = self.out, []
+        self.sends += 1
+        self.flushed = time.perf_counter()
+        await outbox.send(out)
 
 
-async def _each(result: object, stage: str) -> Any:
-    if isinstance(result, AsyncIterable):
-        async for y in result:
-            yield y
-    elif isinstance(result, Iterable):
-        for y in result:
-            yield y
-    else:
-        raise TypeError(
-            f"{stage}: fn must return a sync or async iterable, got {type(result).__name__}"
-        )
+def _closing(result: Iterable[Any]) -> Any:
+    """Close a sync generator when the expansion ends early (error or cancellation)."""
+    return contextlib.closing(result) if hasattr(result, "close") else contextlib.nullcontext()
 
 
 class TakeStage(Stage):

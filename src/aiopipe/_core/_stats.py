@@ -84,7 +84,7 @@ class StageStats:
     def alive_s(self, now: float) -> float:
         return self._alive_s + sum(now - t for t in self._live_since)
 
-    def snapshot(self, now: float) -> StageStatistics:
+    def snapshot(self, now: float, elapsed: float = 0.0, skipped: int = 0) -> StageStatistics:
         alive = self.alive_s(now)
         busy = max(0.0, alive - self.blocked_s - self.starved_s)
         return StageStatistics(
@@ -98,6 +98,8 @@ class StageStats:
             buffer_used=self.buffer_used(),
             buffer_size=self.buffer_size,
             errors=self.errors,
+            skipped=skipped,
+            elapsed_s=elapsed,
         )
 
 
@@ -114,6 +116,8 @@ class StageStatistics(NamedTuple):
     buffer_used: int
     buffer_size: int
     errors: int
+    skipped: int = 0  # elements passed over under on_error="skip" (see run.errors())
+    elapsed_s: float = 0.0  # the run's age when this snapshot was taken
 
     @property
     def fill(self) -> float:
@@ -122,8 +126,19 @@ class StageStatistics(NamedTuple):
 
     @property
     def busy_fraction(self) -> float:
+        """Working time as a share of the run (per worker), 0..1.
+
+        Of the run, not of the stage's own life: a source that produced everything in 5 ms of
+        a one-second run and then ended was busy 0.5 %, not 100 %.
+        """
+        return self.share(self.busy_s)
+
+    def share(self, seconds: float) -> float:
+        """``seconds`` as a share of the run per worker (of the stage's life if unknown)."""
+        if self.elapsed_s > 0:
+            return min(1.0, seconds / (max(1, self.workers) * self.elapsed_s))
         total = self.busy_s + self.blocked_s + self.starved_s
-        return self.busy_s / total if total > 0 else 0.0
+        return seconds / total if total > 0 else 0.0
 
 
 class PipelineStats(Sequence[StageStatistics]):
@@ -192,10 +207,10 @@ class PipelineStats(Sequence[StageStatistics]):
         parts = [f"bottleneck: {slow.name}: busy {slow.busy_fraction:.0%}"]
         if i > 0:
             up = self._stages[i - 1]
-            parts.append(f"upstream {up.name} blocked {_share(up.blocked_s, up):.0%}")
+            parts.append(f"upstream {up.name} blocked {up.share(up.blocked_s):.0%}")
         if i + 1 < len(self._stages):
             down = self._stages[i + 1]
-            parts.append(f"downstream {down.name} starved {_share(down.starved_s, down):.0%}")
+            parts.append(f"downstream {down.name} starved {down.share(down.starved_s):.0%}")
         line = ", ".join(parts)
         if i == len(self._stages) - 1 and slow.name == "consumer":
             line += " (the loop body is slower than the pipeline: input is not the problem)"
@@ -203,7 +218,7 @@ class PipelineStats(Sequence[StageStatistics]):
 
     def __str__(self) -> str:
         head = ("stage", "workers", "in", "out", "busy", "blocked", "starved", "buffer", "fill")
-        rows = [(*head, "errors")] + [_row(s) for s in self._stages]
+        rows = [(*head, "errors", "skipped")] + [_row(s) for s in self._stages]
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         lines = [
             "  ".join(
@@ -221,26 +236,19 @@ class PipelineStats(Sequence[StageStatistics]):
 
 
 def _row(s: StageStatistics) -> tuple[str, ...]:
-    total = s.busy_s + s.blocked_s + s.starved_s
+    """Times as shares of the run: the rest of a row's 100 % is time the stage was not alive
+    (finished early, or not started yet)."""
     has_buffer = s.buffer_size > 0
     return (
         s.name,
         str(s.workers),
         str(s.items_in),
         str(s.items_out),
-        _pct(s.busy_s, total),
-        _pct(s.blocked_s, total),
-        _pct(s.starved_s, total),
+        f"{s.share(s.busy_s):.0%}",
+        f"{s.share(s.blocked_s):.0%}",
+        f"{s.share(s.starved_s):.0%}",
         f"{s.buffer_used}/{s.buffer_size}" if has_buffer else "-",
         f"{s.fill:.0%}" if has_buffer else "-",
         str(s.errors),
+        str(s.skipped),
     )
-
-
-def _share(part: float, s: StageStatistics) -> float:
-    total = s.busy_s + s.blocked_s + s.starved_s
-    return part / total if total > 0 else 0.0
-
-
-def _pct(part: float, total: float) -> str:
-    return f"{part / total:.0%}" if total > 0 else "-"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,15 +137,37 @@ def test_report_rejects_what_is_not_a_trace(tmp_path: Path) -> None:
     assert_one_line_error(aiopipe("report", empty), "no aiopipe stage tracks")
 
 
-def test_bench_outside_a_checkout_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from aiopipe._cli import _main
+def test_an_installed_copy_does_not_offer_bench(tmp_path: Path) -> None:
+    """Installed without the source tree, ``bench`` is not offered rather than failing."""
+    import shutil
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(_main, "_BENCH_SCRIPT", "no_such_script.py")
-    with pytest.raises(_main.CliError, match="not found"):
-        _main._find_benchmarks()
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(ap.__file__).parent, site / "aiopipe")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "aiopipe", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+            check=False,
+        )
+
+    helped = run("--help")
+    assert helped.returncode == 0, helped.stderr
+    commands = [line.split()[0] for line in helped.stdout.splitlines() if line.startswith("    ")]
+    assert "inspect" in commands
+    assert "bench" not in commands
+    for args in (["bench"], ["bench", "--help"]):
+        proc = run(*args)
+        assert proc.returncode == 2
+        assert "invalid choice: 'bench'" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    here = aiopipe("--help").stdout.splitlines()  # from the checkout it is there
+    assert "bench" in [line.split()[0] for line in here if line.startswith("    ")]
 
 
 def test_demo_gets_its_own_arguments() -> None:

@@ -168,7 +168,9 @@ async def test_map_custom_executor_gets_slices() -> None:
 
 
 def test_map_bad_executor() -> None:
-    with pytest.raises(ValueError, match=r"executor=\) must be None, 'inline', 'thread', 'process'"):
+    with pytest.raises(
+        ValueError, match=r"executor=\) must be None, 'inline', 'thread', 'process'"
+    ):
         ap.from_iterable([1]).map(abs, executor="gpu")
 
     async def f(x: int) -> int:

@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args and args[0] in _PASS_THROUGH:
-            return _PASS_THROUGH[args[0]](args[1:])
+        if args and args[0] in _pass_through():
+            return _pass_through()[args[0]](args[1:])
         ns = _parser().parse_args(args)
         handler: Callable[[argparse.Namespace], int] = ns.handler
         return handler(ns)
@@ -70,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     sub.add_parser("demo", help="run the training-loop demo (aiopipe demo --help for its options)")
-    sub.add_parser(
-        "bench", help="run the benchmark suite and print its table (--help: its options)"
-    )
+    if _find_benchmarks() is not None:  # offered only where it can run: a source checkout
+        sub.add_parser(
+            "bench", help="run the benchmark suite and print its table (--help: its options)"
+        )
     _add_inspect(sub)
     _add_report(sub)
     return parser
@@ -144,7 +145,10 @@ def _run_demo(argv: list[str]) -> int:
 
 
 def _run_bench(argv: list[str]) -> int:
-    script = _find_benchmarks() / _BENCH_SCRIPT
+    folder = _find_benchmarks()
+    if folder is None:
+        raise CliError("the benchmark suite is not installed with this copy of aiopipe")
+    script = folder / _BENCH_SCRIPT
     # The suite imports its workloads as top-level modules from its folder, as when it runs as a
     # script; they stay importable until it returns.
     sys.path.insert(0, str(script.parent))
@@ -155,21 +159,20 @@ def _run_bench(argv: list[str]) -> int:
         sys.path.remove(str(script.parent))
 
 
-def _find_benchmarks() -> Path:
-    """``benchmarks/`` of a source checkout (the suite is not installed with the package)."""
+def _find_benchmarks() -> Path | None:
+    """``benchmarks/`` of the source checkout aiopipe runs from, if it does: the suite is not
+    installed with the package, so an installed aiopipe does not offer ``bench`` at all."""
     import aiopipe
 
-    candidates = [Path(aiopipe.__file__).resolve().parents[2] / "benchmarks", Path("benchmarks")]
-    for folder in candidates:
-        if (folder / _BENCH_SCRIPT).is_file():
-            return folder
-    raise CliError(
-        f"benchmarks/{_BENCH_SCRIPT} not found: `aiopipe bench` runs from a source checkout "
-        f"(looked in {', '.join(str(c) for c in candidates)})"
-    )
+    folder = Path(aiopipe.__file__).resolve().parents[2] / "benchmarks"
+    return folder if (folder / _BENCH_SCRIPT).is_file() else None
 
 
-_PASS_THROUGH: dict[str, Callable[[list[str]], int]] = {"demo": _run_demo, "bench": _run_bench}
+def _pass_through() -> dict[str, Callable[[list[str]], int]]:
+    commands: dict[str, Callable[[list[str]], int]] = {"demo": _run_demo}
+    if _find_benchmarks() is not None:
+        commands["bench"] = _run_bench
+    return commands
 
 
 def _positive(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -89,6 +89,15 @@ class _IterableRunner(Runner):
 
     async def _sync_epoch(self, outbox: Outbox) -> None:
         it = iter(self.stage.obj)  # type: ignore[arg-type]
+        # A generator is closed when the run stops early, so its ``finally`` runs now.
+        try:
+            await self._sync_pieces(it, outbox)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    async def _sync_pieces(self, it: Iterator[Any], outbox: Outbox) -> None:
         pacer = Pacer(SOURCE_BUDGET_S)
         while True:
             piece: list[Any] = []
@@ -98,6 +107,8 @@ class _IterableRunner(Runner):
                 piece.extend(islice(it, pacer.size))
             except Exception as exc:
                 annotate(exc, self.stage.name, self.index + len(piece))
+                self.index += len(piece)
+                await outbox.send(piece)  # the elements before the error still count
                 raise
             pacer.record(len(piece), time.perf_counter() - t0)
             if not piece:
@@ -121,6 +132,8 @@ class _IterableRunner(Runner):
                         break
                     except Exception as exc:
                         annotate(exc, self.stage.name, self.index + len(piece))
+                        self.index += len(piece)
+                        await outbox.send(piece)  # the elements before the error still count
                         raise
                 pacer.record(len(piece), time.perf_counter() - t0)
                 self.index += len(piece)
@@ -141,12 +154,22 @@ class FromSequences(Stage):
     ) -> None:
         if not columns:
             raise ValueError("from_arrays needs at least one array")
-        lengths = [len(c) for c in columns]
-        for i, n in enumerate(lengths[1:], start=1):
+        # One dict of arrays gives one dict per row (tf.data's from_tensor_slices).
+        self.keys: tuple[Any, ...] | None = None
+        if len(columns) == 1 and isinstance(columns[0], Mapping):
+            if not columns[0]:
+                raise ValueError("from_arrays needs a non-empty dict of arrays")
+            self.keys = tuple(columns[0])
+            columns = [columns[0][k] for k in self.keys]
+        labels = (
+            [repr(k) for k in self.keys] if self.keys else [str(i) for i in range(len(columns))]
+        )
+        lengths = [_length(c, label) for c, label in zip(columns, labels, strict=True)]
+        for label, n in zip(labels[1:], lengths[1:], strict=True):
             if n != lengths[0]:
                 raise ValueError(
-                    f"from_arrays needs arrays of one length: array 0 has {lengths[0]} rows "
-                    f"but array {i} has {n}"
+                    f"from_arrays needs arrays of one length: array {labels[0]} has "
+                    f"{lengths[0]} rows but array {label} has {n}"
                 )
         self.columns = tuple(columns)
         self.length = lengths[0]
@@ -158,6 +181,16 @@ class FromSequences(Stage):
     def runner(self, ctx: RunContext) -> Runner:
         seed = ctx.seed_for(self.seed) if self.shuffle else 0
         return _SequenceRunner(self, seed)
+
+
+def _length(column: Any, label: str) -> int:
+    try:
+        return len(column)
+    except TypeError:
+        raise TypeError(
+            f"from_arrays needs arrays or sequences (with len() and indexing); array {label} is "
+            f"a {type(column).__name__}: use from_iterable for iterators"
+        ) from None
 
 
 def _check_seed(seed: object) -> int | None:
@@ -185,6 +218,9 @@ class _SequenceRunner(Runner):
 
     def _rows(self, order: np.ndarray | None, start: int, stop: int) -> list[Any]:
         cols = [_take(c, order, start, stop) for c in self.stage.columns]
+        keys = self.stage.keys
+        if keys is not None:
+            return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
         if len(cols) == 1:
             return cols[0]
         return list(zip(*cols, strict=True))

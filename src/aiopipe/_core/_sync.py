@@ -104,7 +104,14 @@ class SyncIterator(Generic[T]):
     def _next_chunk(self) -> None:
         if self._closed:
             raise StopIteration
-        got = self._handoff.queue.get()
+        try:
+            got = self._handoff.queue.get()
+        except BaseException:
+            # Ctrl-C while waiting: stop the pipeline now. The KeyboardInterrupt's traceback
+            # keeps this iterator alive (in Jupyter, for ever), so waiting for garbage
+            # collection to stop it would leave its thread and workers running.
+            self._close_quietly()
+            raise
         if isinstance(got, _End):
             self._chunk, self._pos = [], 0
             if got.exc is None:

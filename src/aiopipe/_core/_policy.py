@@ -126,10 +126,12 @@ class StageErrors:
         if self.policy.on_error != "skip":
             return False
         budget = self.policy.max_errors
+        # A fraction is of the elements seen so far, and always allows one error: the first
+        # element of a run failing is not yet a rate.
         over = budget is not None and (
             self.skipped + 1 > budget
             if isinstance(budget, int)
-            else (self.skipped + 1) / max(1, seen) > budget
+            else self.skipped + 1 > max(1.0, budget * seen)
         )
         if over:
             exc.add_note(

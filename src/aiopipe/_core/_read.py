@@ -9,7 +9,6 @@ lane reads several of them in one hop (one hop per file costs ~15x on many small
 from __future__ import annotations
 
 import bisect
-import itertools
 import os
 import threading
 import time
@@ -240,11 +239,13 @@ class _ThreadedRead(Runner):
         if await self.errs.retry(f.exc, f.attempt):
             lane.queued.appendleft((f.index, f.path, f.record, f.attempt + 1))
             return
-        where = self.reader.describe(f.path, f.record) if f.record else f.path
-        if self.errs.skip(f.exc, f.index, where, f.index + 1):
+        where = self.reader.describe(f.path, f.record)
+        if not self.errs.skip(f.exc, f.index, where, f.index + 1):
+            raise f.exc
+        if self.reader.resyncs:  # the bad record alone is skipped; the file goes on after it
+            lane.queued.appendleft((f.index, f.path, f.record + 1, 0))
+        else:
             f.exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.record} records")
-            return
-        raise f.exc
 
     def _hop(
         self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
@@ -260,12 +261,14 @@ class _ThreadedRead(Runner):
                     lane.want = min(lane.want * 2, MAX_FILES_PER_HOP)  # files end fast: take more
                     return None
                 lane.index, lane.path, lane.record, lane.attempt = lane.queued.popleft()
-                lane.current = self.reader.iter_records(lane.path, keys=keys)
-                if lane.record:
+                if lane.record == 0:
+                    lane.current = self.reader.iter_records(lane.path, keys=keys)
+                else:  # a retried or resynchronised file: on from where it stopped
                     try:
-                        _pass_over(lane.current, lane.record)
+                        lane.current = self.reader.iter_records_from(
+                            lane.path, lane.record, keys=keys
+                        )
                     except Exception as exc:
-                        lane.current = None
                         return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
             runs.append((len(out), lane.path, lane.record))
             try:
@@ -292,12 +295,6 @@ async def _grace(done: anyio.Event) -> None:
     """
     with anyio.CancelScope(shield=True), anyio.move_on_after(HOP_GRACE_S):
         await done.wait()
-
-
-def _pass_over(records: Iterator[Any], n: int) -> None:
-    """Read and drop the first ``n`` records (already delivered before a retry)."""
-    for _ in itertools.islice(records, n):
-        pass
 
 
 def _indexed(got: tuple[int, list[Any]]) -> list[_Queued]:

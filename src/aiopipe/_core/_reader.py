@@ -10,6 +10,7 @@ blocks on file I/O.
 from __future__ import annotations
 
 import abc
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +36,11 @@ class Reader(Protocol):
 class BlockingReader(abc.ABC):
     """Base class for readers that parse a file with blocking I/O in a sync generator."""
 
+    # True when a bad record can be skipped alone: ``iter_records_from(path, i + 1)`` reads on
+    # after a record ``i`` that failed (text lines: yes; a TFRecord length or a compressed stream:
+    # no, the rest of the file is lost). Used by ``read(on_error="skip")``.
+    resyncs: bool = False
+
     @abc.abstractmethod
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
         """Yield the records of ``path`` in file order; ``(key, record)`` pairs when ``keys``.
@@ -42,6 +48,15 @@ class BlockingReader(abc.ABC):
         Runs in a worker thread. Raise ``FileNotFoundError``/``PermissionError`` for unreadable
         files and ``CorruptRecordError`` for bytes that break the format.
         """
+
+    def iter_records_from(self, path: str, start: int, *, keys: bool = False) -> Iterator[Any]:
+        """The records of ``path`` from record ``start`` on (0-based): how a retried file resumes
+        after the records it delivered. The default reads and drops the first ``start``; a
+        reader that can pass over records without parsing them overrides it."""
+        records = self.iter_records(path, keys=keys)
+        for _ in itertools.islice(records, start):
+            pass
+        return records
 
     def describe(self, path: str, index: int) -> str:
         """Where record ``index`` (0-based) of ``path`` came from, for error notes."""

@@ -24,14 +24,21 @@ class TextLines(BlockingReader):
     the top of each file. Keys are ``"path:N"``, N the 1-based line number in the file.
     """
 
+    resyncs = True  # a line that does not decode is one bad record; the next line is fine
+
     def __init__(self, *, skip_header_lines: int = 0, encoding: str | None = "utf-8") -> None:
         self.skip_header_lines = check_count("skip_header_lines", skip_header_lines, minimum=0)
         self.encoding = _check_encoding(encoding)
 
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
+        return self.iter_records_from(path, 0, keys=keys)
+
+    def iter_records_from(self, path: str, start: int, *, keys: bool = False) -> Iterator[Any]:
         # Binary mode splits on b"\n" only, as TensorFlow does (a lone "\r" stays in the line).
         with open(path, "rb", buffering=_BUFFER_BYTES) as f:
-            skip, encoding = self.skip_header_lines, self.encoding
+            # Lines before ``start`` are passed over undecoded: a resumed file never trips again
+            # on the bad line it skipped.
+            skip, encoding = self.skip_header_lines + start, self.encoding
             offset = 0
             for number, raw in enumerate(f, 1):
                 if number <= skip:

@@ -412,3 +412,39 @@ async def test_a_source_that_finished_early_is_not_shown_busy() -> None:
     assert stats.bottleneck is not None
     assert stats.bottleneck.name != "from_arrays"
     assert str(stats).splitlines()[2].split()[4] != "100%"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_base_exception_in_a_stage_reaches_a_plain_for_loop(backend: str) -> None:
+    """A KeyboardInterrupt from a stage broke iter_sync's portal ("portal is not running")."""
+
+    def fn(x: int) -> int:
+        if x == 10:
+            raise KeyboardInterrupt("in stage")
+        return x
+
+    with (
+        pytest.raises(KeyboardInterrupt, match="in stage"),
+        ap.from_iterable(range(100)).map(fn).iter_sync(backend=backend) as it,
+    ):
+        list(it)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_iter_sync_raises_at_exit_an_error_the_loop_never_asked_for(backend: str) -> None:
+    """The pump had taken the error, so leaving without next() lost it."""
+    started = threading.Event()
+
+    def fn(x: int) -> int:
+        if x == 1:
+            started.set()
+            raise ValueError("not lost")
+        return x
+
+    with (
+        pytest.raises(ValueError, match="not lost"),
+        ap.from_iterable(range(4)).map(fn, executor="thread").iter_sync(backend=backend) as it,
+    ):
+        assert started.wait(10)
+        stats = it.stats()  # a round trip to the loop: the pump has had its turn
+        assert stats is not None

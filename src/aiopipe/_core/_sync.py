@@ -54,7 +54,11 @@ class _Handoff(Generic[T]):
             except anyio.EndOfStream as exc:
                 self.queue.put(_End(exc if exc is self.run.raised else None))
                 return
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    raise
+                # A KeyboardInterrupt or SystemExit from a stage too: the consumer thread gets
+                # it, and the portal's event loop goes on to stop the run cleanly.
                 self.queue.put(_End(exc))
                 return
             self.queue.put(chunk)
@@ -138,6 +142,20 @@ class SyncIterator(Generic[T]):
             self._opener.__exit__(None, None, None)
         finally:
             self._portal_cm.__exit__(None, None, None)
+        undelivered = self._undelivered_error()
+        if undelivered is not None:
+            raise undelivered
+
+    def _undelivered_error(self) -> BaseException | None:
+        """A stage error the pump took from the run but the caller never got (it left without
+        asking for more): leaving must raise it, as leaving ``open()`` would."""
+        while True:
+            try:
+                got = self._handoff.queue.get_nowait()
+            except queue.Empty:
+                return None
+            if isinstance(got, _End):
+                return got.exc
 
     def stats(self) -> Any:
         """The run's ``stats()`` (see ``PipelineStats``)."""

@@ -1,0 +1,396 @@
+"""One scenario, run in this process: its pipeline, its consumer, and the invariants it must keep."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+import aiopipe as ap
+
+from ._build import build
+from ._faults import STATE, ConsumerError, Fault
+from ._observe import Observer
+from ._reference import (
+    limits_demand,
+    model,
+    order_kind,
+    possible_faults,
+    stage_inputs,
+    superset,
+)
+from ._scenario import Scenario
+from ._values import canonical, leaves, short, weight
+
+PAUSE_POLL_S = 0.02
+# anyio's own per-event-loop tasks (its process pool's reaper): they live as long as the loop.
+_LOOP_TASKS = ("_shutdown_process_pool", "_forcibly_shutdown_process_pool_on_exit")
+
+
+@dataclass
+class Facts:
+    """What one run did, as seen by its consumer."""
+
+    received: list[Any] = field(default_factory=list)
+    exc: BaseException | None = None
+    consumer_exc: ConsumerError | None = None
+    timed_out: bool = False
+    inflight_after: int = 0
+    tasks_after: list[str] = field(default_factory=list)
+    gens_open_after: int = 0
+    pulled_paused: int | None = None
+    seconds: float = 0.0
+
+
+def run_scenario(scn: Scenario) -> tuple[list[str], Facts]:
+    """Run ``scn``; returns its problems (empty when it kept every invariant) and its facts."""
+    STATE.reset()
+    root = Path(tempfile.mkdtemp(prefix="aiopipe-soak-"))
+    facts = Facts()
+    problems: list[str] = []
+    try:
+        with Observer() as obs:
+            t0 = time.perf_counter()
+            try:
+                pipe = build(scn, root)
+            except Exception as exc:
+                return [f"build failed: {type(exc).__name__}: {exc}"], facts
+            try:
+                if scn.consumer["mode"] == "iter_sync":
+                    _consume_sync(pipe, scn, facts)
+                else:
+                    anyio.run(_main, pipe, scn, facts, backend=scn.backend)
+            except BaseException as exc:  # noqa: BLE001 - escaped the event loop itself
+                problems.append(f"escaped the event loop: {type(exc).__name__}: {exc!r:.120}")
+                facts.exc = facts.exc or exc
+            facts.seconds = time.perf_counter() - t0
+            problems += obs.leftovers()
+        problems += obs.noise()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return judge(scn, facts) + problems, facts
+
+
+async def _main(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) -> None:
+    before = {t.id for t in anyio.get_running_tasks()}
+    with anyio.CancelScope(deadline=anyio.current_time() + scn.timeout) as deadline:
+        try:
+            await _consume_async(pipe, scn, facts)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the run's outcome, whatever it is
+            facts.exc = exc
+    facts.timed_out = deadline.cancelled_caught
+    facts.tasks_after = [
+        t.name
+        for t in anyio.get_running_tasks()
+        if t.id not in before and not t.name.endswith(_LOOP_TASKS)
+    ]
+
+
+def _after_exit(facts: Facts) -> None:
+    facts.inflight_after = STATE.inflight
+    facts.gens_open_after = STATE.gens_opened - STATE.gens_closed
+
+
+async def _consume_async(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) -> None:
+    mode, action, at = scn.consumer["mode"], scn.consumer["action"], scn.consumer["at"]
+    try:
+        if mode == "collect":
+            facts.received = await pipe.collect()
+            return
+        with anyio.CancelScope() as outside:
+            async with pipe.open() as run:
+                if action == "pause":
+                    await _pause(run, max(at, 1), facts)
+                    return
+                if action != "none" and at == 0:
+                    _act(action, outside, facts)
+                    await anyio.lowlevel.checkpoint()
+                    return
+                async for x in run:
+                    facts.received.append(x)
+                    if action != "none" and len(facts.received) == at:
+                        if action == "break":
+                            break
+                        _act(action, outside, facts)
+                        await anyio.lowlevel.checkpoint()
+    finally:
+        _after_exit(facts)
+
+
+def _act(action: str, outside: anyio.CancelScope, facts: Facts) -> None:
+    if action == "raise":
+        facts.consumer_exc = ConsumerError("the consumer's own error")
+        raise facts.consumer_exc
+    if action == "cancel":
+        outside.cancel()
+
+
+async def _pause(run: ap.Run[Any], at: int, facts: Facts) -> None:
+    """Take ``at`` outputs, then stop receiving until the source stops being pulled."""
+    async for x in run:
+        facts.received.append(x)
+        if len(facts.received) >= at:
+            break
+    last, stable = -1, 0
+    for _ in range(200):
+        await anyio.sleep(PAUSE_POLL_S)
+        stable = stable + 1 if STATE.pulled == last else 0
+        last = STATE.pulled
+        if stable >= 5:
+            break
+    facts.pulled_paused = STATE.pulled
+
+
+def _consume_sync(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) -> None:
+    action, at = scn.consumer["action"], scn.consumer["at"]
+    try:
+        with pipe.iter_sync(backend=scn.backend) as it:
+            if action in ("break", "raise") and at == 0:
+                if action == "raise":
+                    facts.consumer_exc = ConsumerError("the consumer's own error")
+                    raise facts.consumer_exc
+                return
+            for x in it:
+                facts.received.append(x)
+                if action != "none" and len(facts.received) == at:
+                    if action == "break":
+                        break
+                    facts.consumer_exc = ConsumerError("the consumer's own error")
+                    raise facts.consumer_exc
+    except BaseException as exc:  # noqa: BLE001 - the run's outcome, whatever it is
+        facts.exc = exc
+    finally:
+        _after_exit(facts)
+
+
+# -- the invariants ----------------------------------------------------------------------------
+
+
+def judge(scn: Scenario, facts: Facts) -> list[str]:
+    problems: list[str] = []
+    if facts.timed_out:
+        problems.append(f"hang: no end within {scn.timeout:.0f} s (received {len(facts.received)})")
+    if facts.inflight_after:
+        problems.append(f"{facts.inflight_after} sync call(s) still running when open() exited")
+    if facts.tasks_after:
+        problems.append(f"task left after exit: {', '.join(facts.tasks_after)[:200]}")
+    if facts.gens_open_after:
+        problems.append(f"{facts.gens_open_after} user generator(s) not closed when the run ended")
+    if facts.timed_out:
+        return problems
+    action = scn.consumer["action"]
+    if action == "pause":
+        return problems + _judge_pause(scn, facts)
+    demand = scn.consumer["at"] if action in ("break", "raise", "cancel") else None
+    kind = order_kind(scn)
+    lazy = model(scn, demand)
+    certain = lazy.raised is not None and (kind["exact"] or (demand is None and not limits_demand(scn)))
+    clean = model(scn, demand, faults_on=False).outputs
+    possible = possible_faults(scn)
+    exc = facts.exc
+    if exc is None:
+        if certain:
+            problems.append(
+                f"expected {lazy.raised.exc_kind} from stage {lazy.raised.stage} "  # type: ignore[union-attr]
+                f"but the run ended cleanly with {len(facts.received)} outputs"
+            )
+        elif action == "raise" and facts.consumer_exc is not None:
+            problems.append("the consumer's own exception vanished")
+        problems += _judge_outputs(scn, kind, facts.received, clean, complete=True)
+        return problems
+    if exc is facts.consumer_exc:
+        if exc.__notes__ if hasattr(exc, "__notes__") else False:
+            problems.append(f"the consumer's exception got notes: {exc.__notes__}")
+        problems += _judge_outputs(scn, kind, facts.received, clean, complete=True)
+        return problems
+    if _is_cancelled(exc):
+        return [*problems, f"cancellation escaped the run: {exc!r}"]
+    match = [f for f in possible if _matches(scn, exc, f)]
+    if not match:
+        return [*problems, f"unexpected exception: {_exc_text(exc)}"]
+    fault = match[0]
+    if facts.consumer_exc is not None:
+        problems.append(f"the consumer's own exception was replaced by {_exc_text(exc)}")
+    problems += _judge_notes(scn, exc, fault)
+    problems += _judge_prefix(scn, kind, facts.received, clean, lazy.outputs if certain else None)
+    return problems
+
+
+def _is_cancelled(exc: BaseException) -> bool:
+    import asyncio
+
+    import trio
+
+    return isinstance(exc, asyncio.CancelledError | trio.Cancelled)
+
+
+def _stage_exc(exc: BaseException, fault: Fault) -> BaseException:
+    """The object that must carry the note: a StopIteration may come wrapped in RuntimeError."""
+    if fault.exc_kind in ("StopIteration", "StopAsyncIteration") and type(exc) is RuntimeError:
+        return exc.__cause__ or exc.__context__ or exc
+    return exc
+
+
+def _matches(scn: Scenario, exc: BaseException, fault: Fault) -> bool:
+    stage = scn.stage_name(fault.stage)
+    if fault.action.startswith("corrupt"):
+        path = getattr(exc, "path", None) or getattr(exc, "filename", None)
+        want = ap.CorruptRecordError if fault.exc_kind == "CorruptRecordError" else FileNotFoundError
+        return isinstance(exc, want) and str(path).endswith(f"f{fault.trigger}.dat")
+    st = scn.stages[fault.stage - 1] if fault.stage else {}
+    inner = _stage_exc(exc, fault)
+    if st.get("executor") == "process":
+        return type(inner).__name__ == _type_name(fault.exc_kind) and fault.token in str(inner)
+    return any(inner is e for e, s in STATE.raised if s == stage)
+
+
+def _type_name(kind: str) -> str:
+    return kind
+
+
+def _judge_notes(scn: Scenario, exc: BaseException, fault: Fault) -> list[str]:
+    problems = []
+    stage = scn.stage_name(fault.stage)
+    inner = _stage_exc(exc, fault)
+    notes = [*getattr(exc, "__notes__", ()), *getattr(inner, "__notes__", ())]
+    want = f"aiopipe: raised in stage '{stage}'"
+    if not any(n.startswith(want) for n in notes):
+        problems.append(f"no note naming stage {stage!r} on {_exc_text(exc)}")
+    # A StopIteration cannot leave a coroutine (PEP 479) nor a StopAsyncIteration an async
+    # iterator without ending it: a RuntimeError caused by the original object is the honest form.
+    ctx, seen = exc.__context__, 0
+    while ctx is not None and seen < 10:
+        if isinstance(ctx, anyio.WouldBlock | anyio.EndOfStream) and ctx is not inner:
+            problems.append(f"internal exception in the context chain: {type(ctx).__name__}")
+            break
+        ctx, seen = ctx.__context__, seen + 1
+    return problems
+
+
+def _exc_text(exc: BaseException) -> str:
+    notes = getattr(exc, "__notes__", [])
+    text = f"{type(exc).__name__}: {exc}"[:160]
+    if isinstance(exc, BaseExceptionGroup):
+        text += f" [group of {[type(e).__name__ for e in exc.exceptions]}]"
+    return text + (f" notes={notes}" if notes else "")
+
+
+def _judge_outputs(
+    scn: Scenario, kind: dict[str, bool], got: list[Any], want: list[Any], complete: bool
+) -> list[str]:
+    if kind["exact"]:
+        g, w = [canonical(x) for x in got], [canonical(x) for x in want]
+        if g != w:
+            return [f"output differs: {_diff(g, w)}"]
+        return []
+    problems = []
+    if kind["count"] and len(got) != len(want):
+        problems.append(f"output count {len(got)}, model says {len(want)} (order not promised)")
+    if kind["equal"]:
+        if leaves(got) != leaves(want):
+            problems.append(f"output multiset differs: {_multiset_diff(leaves(got), leaves(want))}")
+    elif not leaves(got) <= leaves(superset(scn)):
+        problems.append(
+            f"outputs not in what the input can give: {_multiset_diff(leaves(got), leaves(superset(scn)))}"
+        )
+    return problems
+
+
+def _judge_prefix(
+    scn: Scenario, kind: dict[str, bool], got: list[Any], clean: list[Any], lazy: list[Any] | None
+) -> list[str]:
+    """Outputs received before an error: what the model delivers before it, or fewer."""
+    if kind["exact"]:
+        g = [canonical(x) for x in got]
+        w = [canonical(x) for x in clean]
+        if g != w[: len(g)]:
+            return [f"outputs before the error differ: {_diff(g, w[: len(g)])}"]
+        if lazy is not None and len(got) > len(lazy):
+            return [f"{len(got)} outputs before the error, the model has only {len(lazy)}: "
+                    f"last {short(g[len(lazy):][:3])}"]
+        return []
+    if lazy is not None and kind["only_shuffles"] and not lazy and got:
+        return [f"{len(got)} outputs before the error from a shuffle that never saw its input end"]
+    if not leaves(got) <= leaves(superset(scn)):
+        return [f"outputs before the error not in what the input can give: "
+                f"{_multiset_diff(leaves(got), leaves(superset(scn)))}"]
+    return []
+
+
+def _judge_pause(scn: Scenario, facts: Facts) -> list[str]:
+    problems = []
+    if facts.exc is not None:
+        problems.append(f"unexpected exception while paused: {_exc_text(facts.exc)}")
+    want = model(scn, len(facts.received), faults_on=False).outputs
+    problems += _judge_outputs(scn, order_kind(scn), facts.received, want, complete=False)
+    bound = read_ahead_bound(scn, len(facts.received))
+    if facts.pulled_paused is not None and facts.pulled_paused > bound:
+        problems.append(
+            f"read-ahead: {facts.pulled_paused} elements pulled from the source while the "
+            f"consumer paused after {len(facts.received)}; bound {bound}"
+        )
+    return problems
+
+
+def read_ahead_bound(scn: Scenario, consumed: int) -> int:
+    """How many source elements a paused pipeline may have pulled.
+
+    Each stage may hold its buffer (counted in elements, as the user configures it, whatever
+    the elements are: a batch of 256 counts as 256), its workers' slices in flight and, for
+    batch and shuffle, what it is assembling. Converted to source elements through the ratio of
+    source elements to elements at that stage (a filter that keeps 1 in 3 costs 3 per element),
+    then doubled, plus slack for chunking.
+    """
+    inputs = stage_inputs(scn)
+    n_source = max(1, len(inputs[0]))
+    total = 0.0
+    leaves_per = 1.0
+    for pos, st in enumerate(scn.stages, 1):
+        out = inputs[pos + 1] if pos + 1 in inputs else _outputs(scn)
+        out_leaves = max(1, sum(len(x.items) if hasattr(x, "items") and not isinstance(x, dict) else 1 for x in out))
+        cost = n_source / out_leaves if out else n_source
+        buf = st.get("buffer") or 512
+        held = buf + 2 * st.get("workers", 1) * 64
+        if st["op"] == "batch":
+            leaves_per = st["batch_size"]
+            held = (buf + 1) * st["batch_size"]
+        elif st["op"] == "shuffle":
+            held = buf + st["buffer_size"]
+        elif st["op"] == "unbatch":
+            leaves_per = 1.0
+        elif st["op"] == "prefetch":
+            held = st["n"] * leaves_per
+        total += min(held * cost, n_source)
+    ratio = n_source / max(1, len(model(scn, None, faults_on=False).outputs))
+    return int(2 * total + consumed * ratio * leaves_per + 1024)
+
+
+def _outputs(scn: Scenario) -> list[Any]:
+    return model(scn, None, faults_on=False).outputs
+
+
+def _diff(got: list[Any], want: list[Any]) -> str:
+    for i, (g, w) in enumerate(zip(got, want, strict=False)):
+        if g != w:
+            return f"first at {i}: got {short(g, 60)}, want {short(w, 60)} (lengths {len(got)}/{len(want)})"
+    return f"lengths {len(got)} vs {len(want)}; extra {short((got[len(want):] or want[len(got):])[:3], 80)}"
+
+
+def _multiset_diff(got: Counter[Any], want: Counter[Any]) -> str:
+    extra, missing = got - want, want - got
+    return (
+        f"{sum(extra.values())} extra (e.g. {short(list(extra)[:3], 60)}), "
+        f"{sum(missing.values())} missing (e.g. {short(list(missing)[:3], 60)})"
+    )
+
+
+__all__ = ["Facts", "judge", "math", "read_ahead_bound", "run_scenario", "weight"]

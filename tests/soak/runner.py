@@ -8,6 +8,7 @@ scenario in this process and prints everything about it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -36,7 +37,7 @@ class Slot:
         self.proc: subprocess.Popen[str] | None = None
 
     def _start(self) -> subprocess.Popen[str]:
-        module = f"{__package__}._worker"
+        module = "tests.soak._worker"  # by its full name: see _worker
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=ROOT,
@@ -78,11 +79,11 @@ class Slot:
         except (subprocess.TimeoutExpired, OSError):
             pass
         # The worker's process group: whatever the worker started and left (orphaned executors).
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _recycled(report: dict[str, object]) -> bool:

@@ -48,7 +48,8 @@ def assert_clear(exc: BaseException, path: str) -> None:
     """The error names the file and, for a corrupt record, where in it."""
     if isinstance(exc, ap.CorruptRecordError):
         assert exc.path == path
-        assert isinstance(exc.offset, int) and exc.offset >= 0
+        assert isinstance(exc.offset, int)
+        assert exc.offset >= 0
         assert path in str(exc)
     elif isinstance(exc, UnicodeDecodeError):
         assert any(path in n for n in getattr(exc, "__notes__", ())) or path in str(exc)
@@ -85,9 +86,9 @@ def text_model(data: bytes, skip: int, encoding: str | None) -> list[Any] | None
 
 text_bytes = st.one_of(
     st.binary(max_size=300),
-    st.lists(st.sampled_from([b"a", b"\n", b"\r", b"\r\n", b"\xc3\xa9", b"\xff", b"1"]), max_size=60).map(
-        b"".join
-    ),
+    st.lists(
+        st.sampled_from([b"a", b"\n", b"\r", b"\r\n", b"\xc3\xa9", b"\xff", b"1"]), max_size=60
+    ).map(b"".join),
 )
 
 
@@ -154,7 +155,7 @@ def test_fixed_length_records(
     assert got == fixed_model(data, record, header, footer, hop), error
 
 
-# -- TFRecords ---------------------------------------------------------------------------------------
+# -- TFRecords --------------------------------------------------------------------------------
 
 compressions = st.sampled_from([None, "GZIP", "ZLIB"])
 
@@ -193,7 +194,9 @@ def test_tfrecords_valid_files_round_trip(
     records: list[bytes], compression: str | None, verify: bool, backend: str
 ) -> None:
     data = tfrecord_bytes(records, compression)
-    got, error = outcome(ap.readers.TFRecords(compression=compression, verify=verify), data, backend)
+    got, error = outcome(
+        ap.readers.TFRecords(compression=compression, verify=verify), data, backend
+    )
     assert got == records, error
 
 
@@ -205,7 +208,7 @@ def test_tfrecords_one_mutation_is_never_silent(
     """With verify=True a damaged file gives the same records or a clear error."""
     damaged = data.draw(mutated(tfrecord_bytes(records, compression)))
     reader = ap.readers.TFRecords(compression=compression, verify=True)
-    got, error = outcome(reader, damaged, backend)
+    got, _error = outcome(reader, damaged, backend)
     assert got is None or got == records, f"silently changed: {got!r} from {records!r}"
 
 

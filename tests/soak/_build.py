@@ -58,7 +58,9 @@ def write_files(scn: Scenario, root: Path) -> list[str]:
     paths = []
     for i, spec in enumerate(scn.files):
         path = root / f"f{i}.dat"
-        fault = next((f for f in scn.faults if f.action.startswith("corrupt") and f.trigger == i), None)
+        fault = next(
+            (f for f in scn.faults if f.action.startswith("corrupt") and f.trigger == i), None
+        )
         _write_one(spec, path, fault)
         paths.append(str(path))
     return paths
@@ -119,7 +121,9 @@ def make_reader(reader: dict[str, Any]) -> Any:
 
 
 def _fault(scn: Scenario, pos: int) -> Fault | None:
-    return next((f for f in scn.faults if f.stage == pos and not f.action.startswith("corrupt")), None)
+    return next(
+        (f for f in scn.faults if f.stage == pos and not f.action.startswith("corrupt")), None
+    )
 
 
 def build(scn: Scenario, root: Path) -> ap.Pipeline[Any]:
@@ -183,7 +187,9 @@ def _add_stage(
             buffer=buf,
         )
     if op == "batch":
-        return pipe.batch(st["batch_size"], drop_remainder=st["drop_remainder"], name=name, buffer=buf)
+        return pipe.batch(
+            st["batch_size"], drop_remainder=st["drop_remainder"], name=name, buffer=buf
+        )
     if op == "unbatch":
         return pipe.unbatch(name=name)
     if op == "prefetch":
@@ -195,5 +201,3 @@ def _add_stage(
     if op == "shard":
         return pipe.shard(st["num_shards"], st["index"])
     raise ValueError(f"unknown stage {op}")
-
-

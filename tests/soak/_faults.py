@@ -190,7 +190,8 @@ async def fire_async(fault: Fault, stage: str) -> None:
             await anyio.sleep(fault.delay)
         elif fault.action == "wait_raise":
             deadline = time.monotonic() + 0.5
-            while not STATE.first_raised.is_set() and time.monotonic() < deadline:
+            # The other fault may fire in a worker thread: a threading.Event, polled.
+            while not STATE.first_raised.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
                 await anyio.sleep(0.005)
             await anyio.sleep(fault.delay)
     if fault.action == "hang":
@@ -232,7 +233,7 @@ class MapFn:
 
 
 class AsyncMapFn(MapFn):
-    async def __call__(self, x: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, x: Any) -> Any:
         STATE.enter()
         try:
             if _hits(self.fault, x):

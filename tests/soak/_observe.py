@@ -52,7 +52,9 @@ class Observer:
         return self
 
     def _on_unraisable(self, u: Any) -> None:
-        self.unraisable.append(f"{u.exc_type.__name__}: {u.exc_value} ({u.err_msg} {u.object!r:.80})")
+        self.unraisable.append(
+            f"{u.exc_type.__name__}: {u.exc_value} ({u.err_msg} {u.object!r:.80})"
+        )
 
     def _on_thread_error(self, a: Any) -> None:
         self.thread_errors.append(f"{a.exc_type.__name__} in thread {a.thread.name}: {a.exc_value}")
@@ -95,7 +97,9 @@ class Observer:
         problems = [f"warning: {w.category.__name__}: {w.message}" for w in self.warnings]
         problems += [f"unraisable: {u}" for u in self.unraisable]
         problems += [f"thread exception: {t}" for t in self.thread_errors]
-        problems += [f"log {r.levelname} {r.name}: {r.getMessage():.200}" for r in self._log.records]
+        problems += [
+            f"log {r.levelname} {r.name}: {r.getMessage():.200}" for r in self._log.records
+        ]
         text = _stderr_since(self._stderr_at)
         if text.strip():
             problems.append(f"stderr: {text.strip()[:300]!r}")
@@ -104,7 +108,7 @@ class Observer:
 
 def _alive(p: psutil.Process) -> bool:
     try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        return bool(p.is_running() and p.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -126,7 +130,7 @@ def _kill(p: psutil.Process) -> None:
 
 def _stderr_size() -> int:
     try:
-        return os.fstat(2).st_size if os.path.isfile(f"/proc/self/fd/2") else -1
+        return os.fstat(2).st_size if os.path.isfile("/proc/self/fd/2") else -1
     except OSError:
         return -1
 
@@ -135,6 +139,6 @@ def _stderr_since(offset: int) -> str:
     if offset < 0:
         return ""
     sys.stderr.flush()
-    with open(f"/proc/self/fd/2", "rb") as f:
+    with open("/proc/self/fd/2", "rb") as f:
         f.seek(offset)
         return f.read(4000).decode("utf-8", "replace")

@@ -42,7 +42,7 @@ class Scenario:
         return 30.0 if self.uses_process else 8.0
 
     def stage_name(self, pos: int) -> str:
-        return self.source["name"] if pos == 0 else self.stages[pos - 1]["name"]
+        return str(self.source["name"] if pos == 0 else self.stages[pos - 1]["name"])
 
     def describe(self) -> str:
         src = dict(self.source)
@@ -206,7 +206,7 @@ def _draw_stages(rng: random.Random, source: dict[str, Any]) -> list[dict[str, A
             batched = False
         if op in ("map", "filter", "flat_map", "then", "shuffle", "batch"):
             _maybe_buffer(rng, st)
-        if op == "map" and st["fn"] == "affine" or op == "flat_map":
+        if (op == "map" and st["fn"] == "affine") or op == "flat_map":
             batched = False
         stages.append(st)
     for pos, st in enumerate(stages, 1):
@@ -222,7 +222,7 @@ def _draw_consumer(
     weights = [60, 20, 12] if mode != "collect" else [1]
     if mode == "async_for":
         actions += ["cancel", "pause"]
-        weights += [10, 10]
+        weights += [10, 15]
     action = rng.choices(actions, weights)[0]
     if action == "pause":
         if source["kind"] not in ("list", "iter") or any(
@@ -230,14 +230,14 @@ def _draw_consumer(
         ):
             action = "break"
         else:
-            # Big enough that an unbounded read-ahead shows: the source holds 20,000 elements.
+            # Big enough that an unbounded read-ahead shows: the source holds 20,000 elements,
+            # counted as they are pulled.
+            source["kind"] = "iter"
             source["values"] = list(range(20_000))
     return {"mode": mode, "action": action, "at": rng.choice([0, 1, 3, 20, 200])}
 
 
-def _draw_faults(
-    rng: random.Random, scn: Scenario, inputs: dict[int, list[Any]]
-) -> list[Fault]:
+def _draw_faults(rng: random.Random, scn: Scenario, inputs: dict[int, list[Any]]) -> list[Fault]:
     count = rng.choices([0, 1, 2], [40, 45, 15])[0]
     faults: list[Fault] = []
     for k in range(count):
@@ -250,9 +250,9 @@ def _draw_faults(
 def _faultable(scn: Scenario) -> list[int]:
     out = [0] if scn.source["kind"] in ("iter", "aiter") else []
     for pos, st in enumerate(scn.stages, 1):
-        if st["op"] in ("map", "filter", "flat_map", "then"):
-            out.append(pos)
-        elif st["op"] == "read" and any(f.values for f in scn.files):
+        if st["op"] in ("map", "filter", "flat_map", "then") or (
+            st["op"] == "read" and any(f.values for f in scn.files)
+        ):
             out.append(pos)
     return out
 
@@ -273,10 +273,16 @@ def _draw_fault(
     if not seen:
         return None
     trigger = canonical(seen[rng.randrange(len(seen))])
-    is_async = bool(st.get("is_async")) or st["op"] == "then" or scn.source["kind"] == "aiter" and pos == 0
+    is_async = (
+        bool(st.get("is_async"))
+        or st["op"] == "then"
+        or (scn.source["kind"] == "aiter" and pos == 0)
+    )
     if st["op"] == "flat_map" and st["form"] == "agen":
         is_async = True
     kinds = [k for k in EXC_KINDS if is_async or k not in ASYNC_EXC_ONLY]
+    if pos == 0 and scn.source["kind"] == "iter":
+        kinds.remove("StopIteration")  # from an iterator's __next__ it *is* the end of input
     exc_kind = rng.choices(kinds, [EXC_KINDS[k] for k in kinds])[0]
     action = rng.choices(["raise", "hang", "hang_raise", "wait_raise"], [70, 10, 10, 10])[0]
     if st.get("executor") == "process" and action == "wait_raise":

@@ -33,7 +33,11 @@ class Watchdog:
         while True:
             time.sleep(0.2)
             if self.deadline is not None and time.monotonic() > self.deadline:
-                report = {"index": self.index, "problems": ["hang: watchdog fired"], "stacks": stacks()}
+                report = {
+                    "index": self.index,
+                    "problems": ["hang: watchdog fired"],
+                    "stacks": stacks(),
+                }
                 self.out.write(json.dumps(report) + "\n")
                 self.out.flush()
                 os._exit(3)

@@ -23,7 +23,7 @@ from tests.soak._watchdog import GRACE_S, RECYCLE, Watchdog
 def main() -> None:
     out = os.fdopen(os.dup(1), "w")
     # Everything else the runs print lands in a file we can read back per scenario.
-    err = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
     os.dup2(err.fileno(), 2)
     os.dup2(err.fileno(), 1)
     dog = Watchdog(out)

@@ -51,7 +51,8 @@ class Slot:
 
     def run(self, seed: int, index: int) -> dict[str, object]:
         proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         try:
             proc.stdin.write(f"{seed} {index}\n")
             proc.stdin.flush()
@@ -149,7 +150,9 @@ def _print_problem(seed: int, report: dict[str, object], out: object) -> None:
 
 def problem_class(problem: str) -> str:
     """A problem message with its particulars (numbers, tokens, names) blurred, to group by."""
-    text = re.sub(r"soak fault [\w-]+", "soak fault T", problem)
+    text = " ".join(problem.split())
+    text = re.sub(r"soak fault [\w-]+", "soak fault T", text)
+    text = re.sub(r"0x[0-9a-f]+", "0x?", text)
     text = re.sub(r"'s\d+_(\w+)'", r"'<\1>'", text)
     text = re.sub(r"\d+", "N", text)
     return text[:140]

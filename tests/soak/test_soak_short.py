@@ -56,7 +56,8 @@ def test_judge_flags_lost_and_invented_outputs() -> None:
     want = model(scn, None).outputs
     assert judge(scn, Facts(received=list(want))) == []
     lost = judge(scn, Facts(received=want[:-1]))
-    assert lost and lost[0].startswith("output differs")
+    assert lost
+    assert lost[0].startswith("output differs")
     assert judge(scn, Facts(received=[*want, want[0]]))
 
 

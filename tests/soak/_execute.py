@@ -24,6 +24,7 @@ from ._reference import (
     possible_faults,
     stage_inputs,
     superset,
+    uncertain_reach,
 )
 from ._scenario import Scenario
 from ._values import RefBatch, canonical, leaves, short
@@ -195,7 +196,12 @@ def judge(scn: Scenario, facts: Facts) -> list[str]:
         kind["equal"] = False  # which k outputs come first is not promised
     lazy = model(scn, demand)
     certain = lazy.raised is not None and (
-        kind["exact"] or (demand is None and not limits_demand(scn))
+        kind["exact"]
+        or (
+            demand is None
+            and not limits_demand(scn)
+            and not uncertain_reach(scn, lazy.raised.stage)
+        )
     )
     clean = model(scn, demand, faults_on=False).outputs
     possible = possible_faults(scn)
@@ -225,6 +231,7 @@ def judge(scn: Scenario, facts: Facts) -> list[str]:
     if facts.consumer_exc is not None:
         problems.append(f"the consumer's own exception was replaced by {_exc_text(exc)}")
     problems += _judge_notes(scn, exc, fault)
+    problems += _judge_others(exc, fault)
     problems += _judge_prefix(scn, kind, facts.received, clean, lazy.outputs if certain else None)
     return problems
 
@@ -280,6 +287,20 @@ def _judge_notes(scn: Scenario, exc: BaseException, fault: Fault) -> list[str]:
             break
         ctx, seen = ctx.__context__, seen + 1
     return problems
+
+
+def _judge_others(exc: BaseException, fault: Fault) -> list[str]:
+    """Every other exception a stage raised is kept as a note on the one the consumer got."""
+    inner = _stage_exc(exc, fault)
+    notes = " ".join([*getattr(exc, "__notes__", ()), *getattr(inner, "__notes__", ())])
+    lost = [
+        f"{type(e).__name__} in {stage!r}"
+        for e, stage in STATE.raised
+        if e is not exc and e is not inner and type(e).__name__ not in notes
+    ]
+    if lost:
+        return [f"another stage error lost (not a note on the first): {', '.join(lost)}"]
+    return []
 
 
 def _exc_text(exc: BaseException) -> str:

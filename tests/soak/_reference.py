@@ -201,20 +201,21 @@ def superset(scn: Scenario) -> list[Any]:
     return list(_stream(scn, faults_on=False, limit_free=True))
 
 
-def stage_inputs(scn: Scenario) -> dict[int, list[Any]]:
+def stage_inputs(scn: Scenario, limit_free: bool = False) -> dict[int, list[Any]]:
     """The elements entering each stage (position 0: the source's own), with no fault, eagerly
-    (every element any read-ahead could reach)."""
+    (every element any read-ahead could reach); ``limit_free`` as in :func:`superset`."""
     seen: dict[int, list[Any]] = {0: source_values(scn)}
     current = seen[0]
     for pos, st in enumerate(scn.stages, 1):
         seen[pos] = current
-        current = list(_apply(scn, st, iter(current), None, False, False))
+        current = list(_apply(scn, st, iter(current), None, False, limit_free))
     return seen
 
 
 def possible_faults(scn: Scenario) -> list[Fault]:
-    """The raising faults whose element some stage may see."""
-    inputs = stage_inputs(scn)
+    """The raising faults whose element some stage may see (in some order of the unordered
+    stages: a take after an unordered map may pass any of its inputs)."""
+    inputs = stage_inputs(scn, limit_free=True)
     out = []
     for f in scn.faults:
         if not f.raises:
@@ -253,6 +254,28 @@ def order_kind(scn: Scenario) -> dict[str, bool]:
         elif op == "unbatch":
             count = equal
     return {"exact": exact, "equal": equal, "count": count, "only_shuffles": only_shuffles}
+
+
+def _unordered(st: dict[str, Any]) -> bool:
+    op = st["op"]
+    return (
+        op == "shuffle"
+        or (op == "map" and not st["ordered"])
+        or (op == "read" and st["parallel"] > 1)
+        or (op == "then" and st["workers"] > 1)
+    )
+
+
+def uncertain_reach(scn: Scenario, pos: int) -> bool:
+    """True when which elements reach stage ``pos`` depends on the order of an unordered stage
+    before it (a take, skip, shard or batch picks by position)."""
+    unordered = False
+    for st in scn.stages[: max(0, pos - 1)]:
+        if _unordered(st):
+            unordered = True
+        elif unordered and st["op"] in ("take", "skip", "shard", "batch"):
+            return True
+    return False
 
 
 def limits_demand(scn: Scenario) -> bool:

@@ -152,7 +152,7 @@ def problem_class(problem: str) -> str:
     """A problem message with its particulars (numbers, tokens, names) blurred, to group by."""
     text = " ".join(problem.split())
     text = re.sub(r"soak fault [\w-]+", "soak fault T", text)
-    text = re.sub(r"0x[0-9a-f]+", "0x?", text)
+    text = re.sub(r" at (0x)?[0-9a-f]+>", " at ?>", text)
     text = re.sub(r"'s\d+_(\w+)'", r"'<\1>'", text)
     text = re.sub(r"\d+", "N", text)
     return text[:140]

@@ -46,6 +46,7 @@ class Facts:
     tasks_after: list[str] = field(default_factory=list)
     gens_open_after: int = 0
     pulled_paused: int | None = None
+    left_at: float | None = None  # when the consumer stopped receiving (time.monotonic())
     seconds: float = 0.0
 
 
@@ -105,6 +106,7 @@ async def _consume_async(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) ->
     try:
         if mode == "collect":
             facts.received = await pipe.collect()
+            facts.left_at = time.monotonic()
             return
         with anyio.CancelScope() as outside:
             async with pipe.open() as run:
@@ -119,14 +121,18 @@ async def _consume_async(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) ->
                     facts.received.append(x)
                     if action != "none" and len(facts.received) == at:
                         if action == "break":
+                            facts.left_at = time.monotonic()
                             break
                         _act(action, outside, facts)
                         await anyio.lowlevel.checkpoint()
+                else:
+                    facts.left_at = time.monotonic()
     finally:
         _after_exit(facts)
 
 
 def _act(action: str, outside: anyio.CancelScope, facts: Facts) -> None:
+    facts.left_at = time.monotonic()
     if action == "raise":
         facts.consumer_exc = ConsumerError("the consumer's own error")
         raise facts.consumer_exc
@@ -155,6 +161,7 @@ def _consume_sync(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) -> None:
     try:
         with pipe.iter_sync(backend=scn.backend) as it:
             if action in ("break", "raise") and at == 0:
+                facts.left_at = time.monotonic()
                 if action == "raise":
                     facts.consumer_exc = ConsumerError("the consumer's own error")
                     raise facts.consumer_exc
@@ -162,10 +169,13 @@ def _consume_sync(pipe: ap.Pipeline[Any], scn: Scenario, facts: Facts) -> None:
             for x in it:
                 facts.received.append(x)
                 if action != "none" and len(facts.received) == at:
+                    facts.left_at = time.monotonic()
                     if action == "break":
                         break
                     facts.consumer_exc = ConsumerError("the consumer's own error")
                     raise facts.consumer_exc
+            else:
+                facts.left_at = time.monotonic()
     except BaseException as exc:
         facts.exc = exc
     finally:
@@ -214,6 +224,7 @@ def judge(scn: Scenario, facts: Facts) -> list[str]:
             )
         elif action == "raise" and facts.consumer_exc is not None:
             problems.append("the consumer's own exception vanished")
+        problems += _judge_lost(scn, facts)
         problems += _judge_outputs(scn, kind, facts.received, clean, complete=True)
         return problems
     if exc is facts.consumer_exc:
@@ -263,7 +274,7 @@ def _matches(scn: Scenario, exc: BaseException, fault: Fault) -> bool:
     inner = _stage_exc(exc, fault)
     if st.get("executor") == "process":
         return type(inner).__name__ == _type_name(fault.exc_kind) and fault.token in str(inner)
-    return any(inner is e for e, s in STATE.raised if s == stage)
+    return any(inner is e for e, s, _ in STATE.raised if s == stage)
 
 
 def _type_name(kind: str) -> str:
@@ -289,13 +300,27 @@ def _judge_notes(scn: Scenario, exc: BaseException, fault: Fault) -> list[str]:
     return problems
 
 
+def _judge_lost(scn: Scenario, facts: Facts) -> list[str]:
+    """A stage error raised before the consumer stopped receiving reaches it (API.md 1: "or at
+    the exit of open() if it stops receiving first"). Not judged past a take(), which may stop
+    upstream before or after an error there, nor for an outside cancel."""
+    if facts.left_at is None or scn.consumer["action"] in ("raise", "cancel"):
+        return []
+    if any(st["op"] == "take" for st in scn.stages):
+        return []
+    lost = [f"{type(e).__name__} in {s!r}" for e, s, t in STATE.raised if t < facts.left_at]
+    if lost:
+        return [f"stage error raised before the consumer left, never delivered: {lost[0]}"]
+    return []
+
+
 def _judge_others(exc: BaseException, fault: Fault) -> list[str]:
     """Every other exception a stage raised is kept as a note on the one the consumer got."""
     inner = _stage_exc(exc, fault)
     notes = " ".join([*getattr(exc, "__notes__", ()), *getattr(inner, "__notes__", ())])
     lost = [
         f"{type(e).__name__} in {stage!r}"
-        for e, stage in STATE.raised
+        for e, stage, _ in STATE.raised
         if e is not exc and e is not inner and type(e).__name__ not in notes
     ]
     if lost:

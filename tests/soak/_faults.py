@@ -110,7 +110,8 @@ class _State:
         self.reset()
 
     def reset(self) -> None:
-        self.raised: list[tuple[BaseException, str]] = []  # (exception object, stage name)
+        # (exception object, stage name, time.monotonic() when raised)
+        self.raised: list[tuple[BaseException, str, float]] = []
         self.inflight = 0
         self.gens_opened = 0
         self.gens_closed = 0
@@ -119,7 +120,7 @@ class _State:
 
     def record(self, exc: BaseException, stage: str) -> None:
         with self.lock:
-            self.raised.append((exc, stage))
+            self.raised.append((exc, stage, time.monotonic()))
         self.first_raised.set()
 
     def enter(self) -> None:

@@ -215,15 +215,16 @@ def stage_inputs(scn: Scenario, limit_free: bool = False) -> dict[int, list[Any]
 def possible_faults(scn: Scenario) -> list[Fault]:
     """The raising faults whose element some stage may see (in some order of the unordered
     stages: a take after an unordered map may pass any of its inputs)."""
-    inputs = stage_inputs(scn, limit_free=True)
+    ordered, free = stage_inputs(scn), stage_inputs(scn, limit_free=True)
     out = []
     for f in scn.faults:
         if not f.raises:
             continue
+        seen = [*ordered[f.stage], *free[f.stage]]
         if f.action.startswith("corrupt"):
-            if f.trigger in inputs[f.stage]:
+            if f.trigger in seen:
                 out.append(f)
-        elif any(canonical(x) == f.trigger for x in inputs[f.stage]):
+        elif any(canonical(x) == f.trigger for x in seen):
             out.append(f)
     return out
 

@@ -241,7 +241,7 @@ def _draw_faults(rng: random.Random, scn: Scenario, inputs: dict[int, list[Any]]
     count = rng.choices([0, 1, 2], [40, 45, 15])[0]
     faults: list[Fault] = []
     for k in range(count):
-        fault = _draw_fault(rng, scn, inputs, token=f"{scn.seed}-{scn.index}-{k}")
+        fault = _draw_fault(rng, scn, inputs, token=f"{scn.seed}-{scn.index}-{k}", second=k > 0)
         if fault is not None and all(f.stage != fault.stage for f in faults):
             faults.append(fault)
     return faults
@@ -258,8 +258,10 @@ def _faultable(scn: Scenario) -> list[int]:
 
 
 def _draw_fault(
-    rng: random.Random, scn: Scenario, inputs: dict[int, list[Any]], token: str
+    rng: random.Random, scn: Scenario, inputs: dict[int, list[Any]], token: str, second: bool
 ) -> Fault | None:
+    """One fault. A second fault often waits for the first to have raised, at an early element:
+    two stages failing together, the second while the run is being torn down."""
     from ._values import canonical
 
     candidates = _faultable(scn)
@@ -272,7 +274,6 @@ def _draw_fault(
     seen = inputs.get(pos, [])
     if not seen:
         return None
-    trigger = canonical(seen[rng.randrange(len(seen))])
     is_async = (
         bool(st.get("is_async"))
         or st["op"] == "then"
@@ -284,9 +285,12 @@ def _draw_fault(
     if pos == 0 and scn.source["kind"] == "iter":
         kinds.remove("StopIteration")  # from an iterator's __next__ it *is* the end of input
     exc_kind = rng.choices(kinds, [EXC_KINDS[k] for k in kinds])[0]
-    action = rng.choices(["raise", "hang", "hang_raise", "wait_raise"], [70, 10, 10, 10])[0]
+    weights = [40, 10, 10, 40] if second else [70, 10, 10, 10]
+    action = rng.choices(["raise", "hang", "hang_raise", "wait_raise"], weights)[0]
     if st.get("executor") == "process" and action == "wait_raise":
         action = "raise"  # a worker process cannot see the other fault
+    early = action == "wait_raise" and rng.random() < 0.7
+    trigger = canonical(seen[rng.randrange(max(1, len(seen) // 10) if early else len(seen))])
     delay = rng.choice([0.02, 0.05, 0.2]) if action != "raise" else 0.0
     after = rng.randint(0, 2) if st["op"] == "flat_map" and st["form"] != "list" else 0
     return Fault(pos, trigger, action, exc_kind, token, delay, after)

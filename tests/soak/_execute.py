@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -14,7 +15,7 @@ import anyio
 
 import aiopipe as ap
 
-from ._build import build
+from ._build import build, file_layout
 from ._faults import STATE, ConsumerError, Fault
 from ._observe import Observer
 from ._reference import (
@@ -242,6 +243,7 @@ def judge(scn: Scenario, facts: Facts) -> list[str]:
     if facts.consumer_exc is not None:
         problems.append(f"the consumer's own exception was replaced by {_exc_text(exc)}")
     problems += _judge_notes(scn, exc, fault)
+    problems += _judge_origin(scn, exc, fault)
     problems += _judge_others(exc, fault)
     problems += _judge_prefix(scn, kind, facts.received, clean, lazy.outputs if certain else None)
     return problems
@@ -298,6 +300,33 @@ def _judge_notes(scn: Scenario, exc: BaseException, fault: Fault) -> list[str]:
             break
         ctx, seen = ctx.__context__, seen + 1
     return problems
+
+
+def _judge_origin(scn: Scenario, exc: BaseException, fault: Fault) -> list[str]:
+    """A note saying which file and record a failing element came from names the right one."""
+    notes = [n for n in getattr(_stage_exc(exc, fault), "__notes__", ()) if " came from " in n]
+    if not notes or not scn.files or fault.action.startswith("corrupt"):
+        return []
+    where = re.sub(r"\S*/(f\d+\.dat)", r"\1", notes[0].split(" came from ", 1)[1])
+    reader = scn.files[0].reader
+    right = []
+    for i, spec in enumerate(scn.files):
+        records, _ = file_layout(spec)
+        for r, record in enumerate(records):
+            if canonical(record) == fault.trigger:
+                right.append(_describe_record(reader, f"f{i}.dat", r))
+    if right and not any(where.startswith(w) for w in right):
+        return [f"origin note names {where!r}, the element came from {right[0]!r}"]
+    return []
+
+
+def _describe_record(reader: dict[str, Any], path: str, r: int) -> str:
+    kind = reader["kind"]
+    if kind == "TextLines":
+        return f"line {r + reader['skip_header_lines'] + 1} of {path}"
+    if kind == "WholeFile":
+        return path
+    return f"record {r} of {path}"
 
 
 def _judge_lost(scn: Scenario, facts: Facts) -> list[str]:

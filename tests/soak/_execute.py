@@ -32,7 +32,11 @@ from ._values import RefBatch, canonical, leaves, short
 
 PAUSE_POLL_S = 0.02
 # anyio's own per-event-loop tasks (its process pool's reaper): they live as long as the loop.
-_LOOP_TASKS = ("_shutdown_process_pool", "_forcibly_shutdown_process_pool_on_exit")
+_LOOP_TASKS = (
+    "_shutdown_process_pool",
+    "_forcibly_shutdown_process_pool_on_exit",
+    "AnyIO process pool shutdown task",
+)
 
 
 @dataclass

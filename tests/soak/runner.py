@@ -128,7 +128,9 @@ def run_soak(n: int, seed: int, jobs: int, out: object = sys.stdout) -> int:
     bad = [r for r in reports.values() if r["problems"]]
     _print_classes(bad, out)
     took = time.perf_counter() - t0
-    print(f"soak: seed {seed}, {jobs} jobs, {took:.0f} s", file=out)  # type: ignore[call-overload]
+    timed = sorted((float(r.get("seconds", 0.0)), int(r["index"])) for r in reports.values())  # type: ignore[arg-type, call-overload]
+    slowest = ", ".join(f"{i} ({s:.1f} s)" for s, i in reversed(timed[-3:]))
+    print(f"soak: seed {seed}, {jobs} jobs, {took:.0f} s; slowest: {slowest}", file=out)  # type: ignore[call-overload]
     print(f"soak: {n} scenarios, {len(bad)} with problems", file=out)  # type: ignore[call-overload]
     return len(bad)
 

@@ -160,7 +160,7 @@ def _draw_stages(rng: random.Random, source: dict[str, Any]) -> list[dict[str, A
         exact = parallel == 1
     for _ in range(rng.randint(0 if stages else 1, 5)):
         ops = ["map", "map", "filter", "flat_map", "shuffle", "prefetch", "take", "skip"]
-        ops += ["shard", "then", "batch" if not batched else "unbatch"]
+        ops += ["shard", "then"] + (["unbatch"] * 3 if batched else ["batch"])
         if batched and not exact:
             ops = [o for o in ops if o not in ("map", "filter", "flat_map")]
         op = rng.choice(ops)
@@ -310,6 +310,7 @@ def _draw_file_fault(rng: random.Random, scn: Scenario, pos: int, token: str) ->
             kinds.append("corrupt_crc")
     if reader["kind"] == "FixedLengthRecords" and not reader["hop_bytes"]:
         kinds.append("corrupt_fixed")
-    action = rng.choice(kinds)
+    # A missing file fits every reader: keep it from crowding out the format's own damage.
+    action = rng.choices(kinds, [1] + [3] * (len(kinds) - 1))[0]
     exc_kind = "FileNotFoundError" if action == "corrupt_missing" else "CorruptRecordError"
     return Fault(pos, i, action, exc_kind, token, after=rng.randrange(n))

@@ -50,7 +50,7 @@ class Scenario:
             src["values"] = f"<{len(src['values'])}>"
         parts = [f"{self.backend}", f"source={src}"]
         if self.files:
-            parts.append(f"files={[(len(f.values)) for f in self.files]}")
+            parts.append(f"files={[(len(f.values)) for f in self.files]} {self.files[0].reader}")
         parts += [f"{i + 1}:{_stage_text(s)}" for i, s in enumerate(self.stages)]
         parts.append(f"consumer={self.consumer}")
         parts += [f"fault[{f.describe()}]" for f in self.faults]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench bench-rivals tf-compat lint clean
+.PHONY: demo test soak bench bench-rivals tf-compat lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The randomised fault-injection soak (issue 11): SOAK_N, SOAK_SEED, SOAK_JOBS, SOAK_ONLY=<index>.
+soak: $(VENV)/.installed-test
+	$(BIN)/python -m tests.soak
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m aiopipe bench

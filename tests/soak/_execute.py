@@ -278,10 +278,23 @@ def _matches(scn: Scenario, exc: BaseException, fault: Fault) -> bool:
         )
         return isinstance(exc, want) and str(path).endswith(f"f{fault.trigger}.dat")
     st = scn.stages[fault.stage - 1] if fault.stage else {}
+    if _swallowed_stop_iteration(exc, fault):
+        return True
     inner = _stage_exc(exc, fault)
     if st.get("executor") == "process":
         return type(inner).__name__ == _type_name(fault.exc_kind) and fault.token in str(inner)
     return any(inner is e for e, s, _ in STATE.raised if s == stage)
+
+
+def _swallowed_stop_iteration(exc: BaseException, fault: Fault) -> bool:
+    """A sync ``map`` fn runs through C's ``map()``, which takes a StopIteration for its own end
+    and drops the object: the engine can only say what happened (a RuntimeError, no cause)."""
+    return (
+        fault.exc_kind == "StopIteration"
+        and type(exc) is RuntimeError
+        and exc.__cause__ is None
+        and "raised StopIteration" in str(exc)
+    )
 
 
 def _type_name(kind: str) -> str:
@@ -352,6 +365,8 @@ def _judge_others(exc: BaseException, fault: Fault) -> list[str]:
     """Every other exception a stage raised is kept as a note on the one the consumer got."""
     inner = _stage_exc(exc, fault)
     notes = " ".join([*getattr(exc, "__notes__", ()), *getattr(inner, "__notes__", ())])
+    if _swallowed_stop_iteration(exc, fault):
+        notes += " " + str(exc)  # the StopIteration object itself is gone; its message names it
     lost = [
         f"{type(e).__name__} in {stage!r}"
         for e, stage, _ in STATE.raised

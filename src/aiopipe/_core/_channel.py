@@ -191,6 +191,18 @@ class Outbox:
             return
         await self._send(items, on_sent)
 
+    async def send_before_failing(self, items: Chunk, on_sent: OnSent | None = None) -> None:
+        """Send the outputs made before a failure, which the caller raises next.
+
+        Nothing here may take that failure's place: when nobody listens any more, or the run is
+        being cancelled, the items are dropped (the run is ending anyway) and the caller goes on
+        to raise its error, which the run then reports.
+        """
+        try:
+            await self.send(items, on_sent)
+        except (DownstreamClosed, anyio.get_cancelled_exc_class()):
+            pass
+
     async def _send(self, items: Chunk, on_sent: OnSent | None) -> None:
         n = len(items)
         space = self._space

@@ -13,7 +13,7 @@ from anyio.abc import TaskGroup
 
 from ._errors import OutOfRangeError
 
-__all__ = ["Coordinator"]
+__all__ = ["Coordinator", "describe_error"]
 
 
 @final
@@ -146,10 +146,16 @@ class Coordinator:
             self._cancel_tasks()
 
     def _note_late_error(self, exc: BaseException) -> None:
-        """Pipelines keep errors raised after the first as notes on it, not silence."""
+        """Pipelines keep errors raised after the first as notes on it, not silence; an error
+        raised while stopping cleanly (a sync call in flight when the consumer left failed)
+        becomes the one raised at exit."""
+        if isinstance(exc, self._clean):
+            return
         first = self._exception
-        if first is not None and exc is not first and not isinstance(exc, self._clean):
-            first.add_note(f"aiopipe: also raised: {_describe(exc)}")
+        if first is None:
+            self._exception = exc
+        elif exc is not first:
+            first.add_note(f"aiopipe: also raised: {describe_error(exc)}")
 
     async def wait_for_stop(self, timeout: float | None = None) -> bool:
         """Wait for a stop request or ``timeout`` seconds; True if a stop was requested."""
@@ -180,7 +186,8 @@ def _has_aiopipe_note(exc: BaseException) -> bool:
     return any(n.startswith("aiopipe: raised in") for n in getattr(exc, "__notes__", ()))
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message (where)``, for a note about an error that is not the one raised."""
     notes = [n for n in getattr(exc, "__notes__", ()) if n.startswith("aiopipe: raised in")]
     where = f" ({notes[0].removeprefix('aiopipe: ')})" if notes else ""
     return f"{type(exc).__name__}: {exc}{where}"

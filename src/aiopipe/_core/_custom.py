@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._channel import MAX_CHUNK, DownstreamClosed, Inbox, Outbox
@@ -64,11 +65,17 @@ class _CustomRunner(Runner):
     async def _feed(self, inbox: Inbox) -> None:
         with self.in_send:
             while (chunk := await inbox.receive()) is not None:
-                for x in chunk:
-                    try:
-                        await self.in_send.send(x)
-                    except anyio.BrokenResourceError:
-                        return  # every copy closed its inbox: it wants no more input
+                try:
+                    for x in chunk:
+                        # No checkpoint per element while there is room (anyio's send has one):
+                        # a task switch per element made this stage 20x slower than the rest.
+                        try:
+                            self.in_send.send_nowait(x)
+                        except anyio.WouldBlock:
+                            await self.in_send.send(x)
+                except anyio.BrokenResourceError:
+                    return  # every copy closed its inbox: it wants no more input
+                await anyio.lowlevel.checkpoint()
 
     async def _drain(self, outbox: Outbox) -> None:
         with self.out_recv:

@@ -214,7 +214,7 @@ class _SerialMap(Runner):
                     )
                 if isinstance(res, _Failed):
                     annotate(res.exc, self.stage.name, index + pos + res.offset)
-                    await outbox.send(res.done)  # what came before the failure still counts
+                    await outbox.send_before_failing(res.done)  # they still count
                     raise res.exc
                 self._pace(pacer, len(piece), time.perf_counter() - t0)
                 await outbox.send(res)

@@ -192,7 +192,10 @@ class _ThreadedRead(Runner):
                 res = await self._gated_hop(lane, out, runs)
                 # Records before a failure still count. Lanes' sends interleave, so an output's
                 # index is known only as its piece enters the stream.
-                await outbox.send(out, partial(self._sent, runs))
+                if isinstance(res, _Failure):
+                    await outbox.send_before_failing(out, partial(self._sent, runs))
+                else:
+                    await outbox.send(out, partial(self._sent, runs))
                 if isinstance(res, _Failure):
                     await self._failed(res, lane)
         finally:
@@ -351,10 +354,15 @@ class _AsyncRead(Runner):
                     if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
                         await self._send(out, outbox, done)
                         out, flushed = [], time.perf_counter()
-        except Exception:
-            await self._send(out, outbox, done)  # records before a failure still count
-            raise
-        await self._send(out, outbox, done)
+        except Exception as exc:
+            failure = exc
+        else:
+            await self._send(out, outbox, done)
+            return
+        # Records before a failure still count; raised outside the handler, with its own context.
+        await outbox.send_before_failing(out)
+        done[0] += len(out)
+        raise failure
 
     @staticmethod
     async def _send(out: list[Any], outbox: Outbox, done: list[int]) -> None:

@@ -12,7 +12,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, UpstreamFailed, create_channel
-from ._coordinator import Coordinator
+from ._coordinator import Coordinator, describe_error
 from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._stats import PipelineStats, StageStats
@@ -196,6 +196,15 @@ class Run(Generic[T]):
         finally:
             self._ctx.threads.close()
             self._consumer.worker_stopped(self._consumer_started)
+        if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
+            self._note_undelivered(exc)
+
+    def _note_undelivered(self, exc: BaseException) -> None:
+        """The consumer's own exception propagates; a stage error it never received rides
+        along as a note instead of vanishing."""
+        stage_error = self._coord.exception
+        if stage_error is not None and stage_error is not exc and stage_error is not self._raised:
+            exc.add_note(f"aiopipe: also raised: {describe_error(stage_error)}")
             if self._trace is not None:
                 from ._trace import write_trace
 

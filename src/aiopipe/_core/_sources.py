@@ -108,7 +108,7 @@ class _IterableRunner(Runner):
             except Exception as exc:
                 annotate(exc, self.stage.name, self.index + len(piece))
                 self.index += len(piece)
-                await outbox.send(piece)  # the elements before the error still count
+                await outbox.send_before_failing(piece)  # those before it still count
                 raise
             pacer.record(len(piece), time.perf_counter() - t0)
             if not piece:
@@ -133,7 +133,7 @@ class _IterableRunner(Runner):
                     except Exception as exc:
                         annotate(exc, self.stage.name, self.index + len(piece))
                         self.index += len(piece)
-                        await outbox.send(piece)  # the elements before the error still count
+                        await outbox.send_before_failing(piece)  # those before it still count
                         raise
                 pacer.record(len(piece), time.perf_counter() - t0)
                 self.index += len(piece)

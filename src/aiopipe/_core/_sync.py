@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._coordinator import describe_error
 from ._run import Run
 
 if TYPE_CHECKING:
@@ -178,8 +179,12 @@ class SyncIterator(Generic[T]):
     ) -> None:
         if exc is None:
             self.close()
-        else:
-            self._close_quietly()
+            return
+        try:
+            self.close()
+        except Exception as err:  # an error the loop never received: it rides along
+            if err is not exc:
+                exc.add_note(f"aiopipe: also raised: {describe_error(err)}")
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):

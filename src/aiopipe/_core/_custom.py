@@ -36,18 +36,26 @@ class _CustomRunner(Runner):
 
     def __init__(self, stage: CustomStage) -> None:
         self.stage = stage
-        self.in_send, in_recv = anyio.create_memory_object_stream[Any](MAX_CHUNK)
-        out_send, self.out_recv = anyio.create_memory_object_stream[Any](MAX_CHUNK)
-        # One clone per user copy, made now so that no copy can see the streams end early.
-        self.copies = [(in_recv.clone(), out_send.clone()) for _ in range(stage.workers)]
-        in_recv.close()
-        out_send.close()
+        self.copies: list[tuple[MemoryObjectReceiveStream[Any], MemoryObjectSendStream[Any]]] = []
         # Set when the next stage stopped listening (take is satisfied): a user copy whose send
         # then fails with BrokenResourceError has simply nobody left to send to.
         self.downstream_gone = False
 
+    def _streams(self, capacity: int) -> None:
+        """The element streams around the user's copies, made by the first worker to run (all
+        of them before any awaits): sized like the stage's own chunks, so that the stage holds
+        about its buffer, not two fixed 256-element streams more."""
+        self.in_send, in_recv = anyio.create_memory_object_stream[Any](capacity)
+        out_send, self.out_recv = anyio.create_memory_object_stream[Any](capacity)
+        # One clone per user copy, made now so that no copy can see the streams end early.
+        self.copies = [(in_recv.clone(), out_send.clone()) for _ in range(self.stage.workers)]
+        in_recv.close()
+        out_send.close()
+
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
+        if not self.copies:
+            self._streams(outbox.limit)
         copies = self.stage.workers
         if worker < copies:
             mine_in, mine_out = self.copies[worker]
@@ -79,7 +87,16 @@ class _CustomRunner(Runner):
 
     async def _drain(self, outbox: Outbox) -> None:
         with self.out_recv:
-            async for x in self.out_recv:
+            while True:
+                try:
+                    x = self.out_recv.receive_nowait()  # no checkpoint per element when ready
+                except anyio.WouldBlock:
+                    try:
+                        x = await self.out_recv.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 chunk = [x]
                 while len(chunk) < MAX_CHUNK:
                     try:

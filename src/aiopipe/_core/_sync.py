@@ -182,7 +182,7 @@ class SyncIterator(Generic[T]):
             return
         try:
             self.close()
-        except Exception as err:  # an error the loop never received: it rides along
+        except BaseException as err:  # an error the loop never received: it rides along
             if err is not exc:
                 exc.add_note(f"aiopipe: also raised: {describe_error(err)}")
 

@@ -29,6 +29,7 @@ __all__ = [
     "Malformed",
     "RawFeature",
     "bytes_list",
+    "message_kind",
     "parse_example",
     "parse_sequence_example",
     "varint",
@@ -239,3 +240,23 @@ def parse_sequence_example(
     except IndexError:
         raise Malformed(f"the bytes end inside a field ({len(buf)} bytes)") from None
     return context, lists
+
+
+def message_kind(record: bytes) -> str | None:
+    """``"Example"`` or ``"SequenceExample"`` when ``record`` looks like one, else None.
+
+    A guess from the top-level fields (there is no type tag on the wire): only length-delimited
+    fields 1 (features / context) and 2 (feature_lists), at least one of them, and a body that
+    parses. An Example and a SequenceExample with only a context look the same: Example.
+    """
+    try:
+        fields = {(field, wire) for field, wire, _, _ in _fields(record, 0, len(record))}
+        if not fields or not fields <= {(1, _LEN), (2, _LEN)}:
+            return None
+        if (2, _LEN) in fields:
+            parse_sequence_example(record)
+            return "SequenceExample"
+        parse_example(record)
+    except (Malformed, IndexError):
+        return None
+    return "Example"

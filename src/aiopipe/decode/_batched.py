@@ -131,7 +131,7 @@ class ExamplesDecoder:
 
     def _general(self, records: list[bytes], i: int, columns: dict[str, Any]) -> None:
         try:
-            raw = parse_example(records[i])
+            raw = parse_example(records[i], self.features)
         except Malformed as exc:
             raise _in_batch(not_an_example(exc, records[i]), i) from None
         for name, spec in self.features.items():

@@ -56,7 +56,7 @@ class ExampleDecoder:
 
     def __call__(self, record: bytes) -> dict[str, Any]:
         try:
-            raw = parse_example(record)
+            raw = parse_example(record, self.features)
         except Malformed as exc:
             raise not_an_example(exc, record) from None
         return {name: value_for(name, spec, raw.get(name)) for name, spec in self.features.items()}
@@ -85,7 +85,9 @@ class SequenceExampleDecoder:
 
     def __call__(self, record: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
-            raw_context, raw_lists = parse_sequence_example(record)
+            raw_context, raw_lists = parse_sequence_example(
+                record, self.context_features, self.sequence_features
+            )
         except Malformed as exc:
             raise not_an_example(exc, record, "tf.train.SequenceExample") from None
         context = {

@@ -19,6 +19,7 @@ back to for records whose layout it did not learn. The messages (from TensorFlow
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -181,11 +182,16 @@ def _map_entry(buf: bytes, pos: int, end: int) -> tuple[str, int, int]:
         raise Malformed(f"a feature name that is not UTF-8: {key!r}") from None
 
 
-def _features(buf: bytes, pos: int, end: int, out: dict[str, RawFeature]) -> None:
+def _features(
+    buf: bytes, pos: int, end: int, out: dict[str, RawFeature], wanted: Container[str] | None
+) -> None:
+    """The map entries of a ``Features``; values of names not ``wanted`` are not read (as in
+    TensorFlow's parser, a damaged feature that nobody asked for is no error)."""
     for field, wire, start, stop in _fields(buf, pos, end):
         if field == 1 and wire == _LEN:
             name, vstart, vstop = _map_entry(buf, start, stop)
-            out[name] = _feature(buf, vstart, vstop)
+            if wanted is None or name in wanted:
+                out[name] = _feature(buf, vstart, vstop)
 
 
 def _feature_list(buf: bytes, pos: int, end: int) -> list[RawFeature]:
@@ -196,11 +202,14 @@ def _feature_list(buf: bytes, pos: int, end: int) -> list[RawFeature]:
     ]
 
 
-def _feature_lists(buf: bytes, pos: int, end: int, out: dict[str, list[RawFeature]]) -> None:
+def _feature_lists(
+    buf: bytes, pos: int, end: int, out: dict[str, list[RawFeature]], wanted: Container[str] | None
+) -> None:
     for field, wire, start, stop in _fields(buf, pos, end):
         if field == 1 and wire == _LEN:
             name, vstart, vstop = _map_entry(buf, start, stop)
-            out[name] = _feature_list(buf, vstart, vstop)
+            if wanted is None or name in wanted:
+                out[name] = _feature_list(buf, vstart, vstop)
 
 
 def _checked(buf: object) -> bytes:
@@ -211,14 +220,15 @@ def _checked(buf: object) -> bytes:
     raise TypeError(f"a serialized Example must be bytes, got {type(buf).__name__}")
 
 
-def parse_example(record: object) -> dict[str, RawFeature]:
-    """``{name: (kind, values)}`` of a serialized Example; raises :class:`Malformed`."""
+def parse_example(record: object, wanted: Container[str] | None = None) -> dict[str, RawFeature]:
+    """``{name: (kind, values)}`` of a serialized Example (only the ``wanted`` names, when
+    given); raises :class:`Malformed`."""
     buf = _checked(record)
     out: dict[str, RawFeature] = {}
     try:
         for field, wire, start, stop in _fields(buf, 0, len(buf)):
             if field == 1 and wire == _LEN:
-                _features(buf, start, stop, out)
+                _features(buf, start, stop, out, wanted)
     except IndexError:
         raise Malformed(f"the bytes end inside a field ({len(buf)} bytes)") from None
     return out
@@ -226,6 +236,8 @@ def parse_example(record: object) -> dict[str, RawFeature]:
 
 def parse_sequence_example(
     record: object,
+    wanted_context: Container[str] | None = None,
+    wanted_lists: Container[str] | None = None,
 ) -> tuple[dict[str, RawFeature], dict[str, list[RawFeature]]]:
     """The context features and feature lists of a serialized SequenceExample."""
     buf = _checked(record)
@@ -234,9 +246,9 @@ def parse_sequence_example(
     try:
         for field, wire, start, stop in _fields(buf, 0, len(buf)):
             if field == 1 and wire == _LEN:
-                _features(buf, start, stop, context)
+                _features(buf, start, stop, context, wanted_context)
             elif field == 2 and wire == _LEN:
-                _feature_lists(buf, start, stop, lists)
+                _feature_lists(buf, start, stop, lists, wanted_lists)
     except IndexError:
         raise Malformed(f"the bytes end inside a field ({len(buf)} bytes)") from None
     return context, lists

@@ -39,7 +39,8 @@ def values_of(name: str, spec: Feature, raw: RawFeature, what: str = "feature") 
         return [] if spec.kind != 2 else np.empty(0, np.float32)
     raise DecodeError(
         f"{what} {name!r}: expected {KIND_NAMES[spec.kind]} ({spec.dtype_name}), "
-        f"the record holds a {KIND_NAMES[kind]} of {len(values)} values"
+        f"the record holds {'an' if kind == INT64 else 'a'} {KIND_NAMES[kind]} of "
+        f"{len(values)} values"
     )
 
 

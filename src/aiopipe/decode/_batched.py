@@ -27,7 +27,7 @@ from ._features import (
     check_spec,
 )
 from ._layout import Regions, learn, walk
-from ._payloads import Packed, bytes_lists, gather, single_bytes, varint_values
+from ._payloads import Packed, bytes_lists, gather, int64_at, single_bytes, varint_values
 from ._values import nested, value_for
 from ._wire import Malformed, parse_example
 
@@ -100,8 +100,8 @@ class ExamplesDecoder:
                 continue
             ok, regions = walk(u8, layout, starts[pending], ends[pending], limit)
             rows = pending[ok]
-            failed = self._fill_rows(columns, u8, buf, rows, ok, regions, limit)
-            left.append(rows[~failed])
+            done = self._fill_rows(columns, u8, buf, rows, ok, regions, limit)
+            left.append(rows[~done])
             pending = pending[~ok]
         left.append(pending)
         return np.sort(np.concatenate(left))
@@ -153,6 +153,8 @@ def _checked(records: object) -> list[bytes]:
             f"{type(records).__name__}; use decode.example for one record"
         )
     out = list(records)
+    if set(map(type, out)) <= {bytes}:
+        return out
     for i, r in enumerate(out):
         if not isinstance(r, bytes):
             if isinstance(r, bytearray | memoryview):
@@ -226,13 +228,34 @@ class _Rows:
         return values, counts, valid & whole
 
     def _fixed_numbers(self, spec: FixedLenFeature, column: Array) -> Array:
-        values, counts, valid = self._numbers(spec)
-        valid &= self.absent | (counts == spec.count)
-        present = valid & ~self.absent
-        if not present.all():
-            values = values[np.repeat(present, counts)]
-        column[self.rows[present]] = values.reshape((-1, *spec.shape))
+        if spec.kind == FLOAT or spec.count == 1:
+            values, valid = self._fixed_fast(spec)
+            present = valid & ~self.absent
+            if not present.all():
+                values = values[present]
+        else:
+            values, counts, valid = self._numbers(spec)
+            valid &= self.absent | (counts == spec.count)
+            present = valid & ~self.absent
+            if not present.all():
+                values = values[np.repeat(present, counts)]
+        if len(self.rows) == len(column) and present.all():
+            column[...] = values.reshape(column.shape)  # every row of the batch, in order
+        else:
+            column[self.rows[present]] = values.reshape((-1, *spec.shape))
         return self._defaults(spec, column, valid)
+
+    def _fixed_fast(self, spec: FixedLenFeature) -> tuple[Array, Array]:
+        """Every row's values at once (one float32 run, or one int64 varint), rows of the
+        wrong count marked invalid; the values of invalid or absent rows are meaningless."""
+        packed = Packed(self.u8, self.start, self.length, self.limit)
+        if spec.kind == FLOAT:
+            width = 4 * spec.count
+            valid = packed.valid & (self.absent | (packed.length == width))
+            window = packed.start[:, None] + np.arange(width)
+            return self.u8.take(window, mode="clip").view("<f4").reshape(-1, spec.count), valid
+        values, size = int64_at(self.u8, packed.start)
+        return values, packed.valid & (self.absent | (size == packed.length))
 
     def _defaults(self, spec: FixedLenFeature, column: Any, valid: Array) -> Array:
         """Absent rows take the default; without one they go to the general reader (which
@@ -252,32 +275,40 @@ class _Rows:
 
     def _number_lists(self, spec: Feature, column: list[Any]) -> Array:
         values, counts, valid = self._numbers(spec)
-        shape: tuple[int, ...] | None = None
+        stops = np.cumsum(counts)
+        pieces = list(
+            map(values.__getitem__, map(slice, (stops - counts).tolist(), stops.tolist()))
+        )
         if isinstance(spec, FixedLenSequenceFeature):
-            shape = (-1, *spec.shape)
             whole = counts % spec.count == 0 if spec.count else counts == 0
             valid &= whole & (~self.absent | spec.allow_missing)
-        bounds = np.cumsum(counts).tolist()
-        rows = self.rows.tolist()
-        for k, (a, b, ok) in enumerate(zip([0, *bounds], bounds, valid.tolist(), strict=False)):
-            if ok:
-                column[rows[k]] = values[a:b] if shape is None else values[a:b].reshape(shape)
+            steps = (-1, *spec.shape)
+            pieces = [p.reshape(steps) if ok else p for p, ok in zip(pieces, valid, strict=True)]
+        self._put(column, pieces, valid)
         return valid
 
-    def _bytes(self, spec: Feature, column: list[Any]) -> Array:
+    def _put(self, column: list[Any], items: list[Any], valid: Array) -> None:
+        """``column[rows[k]] = items[k]`` where ``valid``; one slice copy when all rows are."""
+        if len(items) == len(column) and valid.all():
+            column[:] = items  # the rows are the whole batch, in order
+            return
         rows = self.rows.tolist()
+        for k in np.flatnonzero(valid).tolist():
+            column[rows[k]] = items[k]
+
+    def _bytes(self, spec: Feature, column: list[Any]) -> Array:
         if isinstance(spec, FixedLenFeature) and spec.count == 1:
-            items, valid = single_bytes(self.u8, self.buf, self.start, self.length, self.limit)
+            items, valid = single_bytes(self.u8, self.buf, self.start, self.length)
             valid &= ~self.absent
-            one = spec.shape == ()
-            for k in np.flatnonzero(valid).tolist():
-                column[rows[k]] = items[k] if one else nested([items[k]], spec.shape)
+            if spec.shape != ():
+                items = [nested([v], spec.shape) for v in items]
+            self._put(column, items, valid)
         else:
             lists, valid = bytes_lists(self.buf, self.start, self.length)
             valid &= ~self.absent
-            for k in np.flatnonzero(valid).tolist():
-                column[rows[k]] = value = self._shape_bytes(spec, lists[k])
-                valid[k] = value is not None
+            shaped = [self._shape_bytes(spec, v) for v in lists]
+            valid &= np.fromiter((v is not None for v in shaped), bool, len(shaped))
+            self._put(column, shaped, valid)
         if isinstance(spec, FixedLenFeature):
             return self._defaults(spec, column, valid | self.absent)
         if isinstance(spec, VarLenFeature):

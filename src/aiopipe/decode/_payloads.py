@@ -15,7 +15,14 @@ import numpy as np
 from ._layout import lengths
 from ._wire import Malformed, bytes_list
 
-__all__ = ["Packed", "bytes_lists", "gather", "packed", "single_bytes", "varint_values"]
+__all__ = [
+    "Packed",
+    "bytes_lists",
+    "gather",
+    "int64_at",
+    "single_bytes",
+    "varint_values",
+]
 
 Array = np.ndarray[Any, Any]
 _TAG = 0x0A
@@ -34,8 +41,29 @@ class Packed:
         self.length = np.where(empty | ~self.valid, 0, size)
 
 
-def packed(u8: Array, start: Array, length: Array, limit: int) -> Packed:
-    return Packed(u8, start, length, limit)
+_AR10 = np.arange(10)
+_SHIFTS64 = (_AR10 * 7).astype(np.uint64)
+
+
+def int64_at(u8: Array, pos: Array) -> tuple[Array, Array]:
+    """The int64 varint at ``pos`` in every row: values and sizes in bytes (0: not a varint)."""
+    first = u8.take(pos, mode="clip")
+    long = first >= 0x80
+    if not long.any():
+        return first.astype(np.int64), np.ones(len(pos), np.int64)
+    second = u8.take(pos + 1, mode="clip")
+    if not (long & (second >= 0x80)).any():  # values below 16384: the usual labels and ids
+        values = first.astype(np.int64)
+        values[long] += (second[long].astype(np.int64) << 7) - 0x80
+        return values, 1 + long
+    window = u8.take(pos[:, None] + _AR10, mode="clip")
+    more = window >= 0x80
+    size = np.argmin(more, axis=1) + 1
+    parts = (window & 0x7F).astype(np.uint64) << _SHIFTS64
+    parts[size[:, None] <= _AR10] = 0
+    values = np.bitwise_or.reduce(parts, axis=1).view(np.int64)
+    size[more.all(axis=1)] = 0
+    return values, size
 
 
 def gather(u8: Array, start: Array, length: Array) -> Array:
@@ -73,18 +101,14 @@ def varint_values(data: Array, length: Array) -> tuple[Array, Array, Array] | No
     return values, counts, valid
 
 
-def single_bytes(
-    u8: Array, buf: bytes, start: Array, length: Array, limit: int
-) -> tuple[list[bytes], Array]:
-    """Each row's BytesList holding exactly one value: the values and which rows do."""
+def single_bytes(u8: Array, buf: bytes, start: Array, length: Array) -> tuple[list[bytes], Array]:
+    """Each row's BytesList holding exactly one value: the values and which rows do (the value
+    of a row that does not is meaningless)."""
     tag_ok = u8.take(start, mode="clip") == _TAG
     size, after = lengths(u8, start + 1)
-    valid = tag_ok & (length > 0) & (after + size == start + length)
     stops = after + size
-    values = [
-        buf[a:b] if ok else b""
-        for a, b, ok in zip(after.tolist(), stops.tolist(), valid.tolist(), strict=True)
-    ]
+    valid = tag_ok & (length > 0) & (stops == start + length)
+    values = list(map(buf.__getitem__, map(slice, after.tolist(), stops.tolist())))
     return values, valid
 
 

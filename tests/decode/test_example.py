@@ -336,3 +336,18 @@ async def test_pipeline_error_note_names_file_and_record(tmp_path: Path) -> None
 
 
 SPEC_LABEL = {"label": F((), np.int64)}
+
+
+def test_the_tf1_example_program_runs() -> None:
+    """examples/tf1_example_shuffle_batch.py, the README's program, runs as users run it."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "tf1_example_shuffle_batch.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "'label': (256,), 'floats': (256, 10)" in done.stdout
+    assert "done: 4000 examples" in done.stdout

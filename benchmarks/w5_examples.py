@@ -124,7 +124,10 @@ def aiopipe_batched(path: str) -> Result:
     """The fast path: batch the raw records, parse each batch at once."""
     tally = Tally()
     pipe = (
-        ap.from_files(path).read(ap.readers.TFRecords()).batch(BATCH).map(ap.decode.examples(SPEC))
+        ap.from_files(path)
+        .read(ap.readers.TFRecords())
+        .batch(BATCH)
+        .map(ap.decode.examples(SPEC))
     )
 
     async def main() -> None:

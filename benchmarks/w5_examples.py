@@ -9,7 +9,8 @@ aiopipe runs ``from_files -> read(TFRecords()) -> batch(256) -> map(decode.examp
 the rivals (when installed, ``make bench-rivals``) are tf.data both ways, the ``tfrecord``
 package's ``tfrecord_loader`` (what PyTorch users reach for) and protobuf's parser (upb) per
 record. The target is aiopipe >= 2.5x the ``tfrecord`` package; the goal, tf.data's batched
-``parse_example``.
+``parse_example``. Parse-only rows (records read beforehand, untimed) set aiopipe's parsers
+against protobuf's on the same records.
 
     python benchmarks/w5_examples.py [--quick] [--runs R] [--json PATH] [--chart DIR]
 """
@@ -38,6 +39,7 @@ from _common import (
     standalone,
     time_runs,
     timed_workload,
+    untimed,
 )
 
 import aiopipe as ap
@@ -124,10 +126,7 @@ def aiopipe_batched(path: str) -> Result:
     """The fast path: batch the raw records, parse each batch at once."""
     tally = Tally()
     pipe = (
-        ap.from_files(path)
-        .read(ap.readers.TFRecords())
-        .batch(BATCH)
-        .map(ap.decode.examples(SPEC))
+        ap.from_files(path).read(ap.readers.TFRecords()).batch(BATCH).map(ap.decode.examples(SPEC))
     )
 
     async def main() -> None:
@@ -178,6 +177,35 @@ def sequential(path: str) -> Result:
     return tally.result()
 
 
+def in_memory_batched(path: str) -> Result:
+    """Parse only (the records read beforehand, untimed): the number to set against protobuf's
+    parser on the same records."""
+    with untimed():
+        records = list(ap.tfrecord.read(path))
+    tally = Tally()
+    parse = ap.decode.examples(SPEC)
+    for i in range(0, len(records), BATCH):
+        tally.add_parsed(parse(records[i : i + BATCH]))
+    return tally.result()
+
+
+def in_memory_per_record(path: str) -> Result:
+    """``decode.example`` on every record (read beforehand, untimed), batched as lists."""
+    with untimed():
+        records = list(ap.tfrecord.read(path))
+    tally = Tally()
+    parse = ap.decode.example(SPEC)
+    for i in range(0, len(records), BATCH):
+        rows = [parse(r) for r in records[i : i + BATCH]]
+        tally.add(
+            [r["label"] for r in rows],
+            [r["floats"] for r in rows],
+            [len(r["tokens"]) for r in rows],
+            [r["image"] for r in rows],
+        )
+    return tally.result()
+
+
 # -- the workload --------------------------------------------------------------------------------
 
 MAIN = "aiopipe read + batch(256) + map(decode.examples)"
@@ -190,6 +218,8 @@ def systems() -> dict[str, Callable[[str], Result]]:
         MAIN: aiopipe_batched,
         "aiopipe read + map(decode.example) + batch(256)": aiopipe_per_record,
         "sequential loop: tfrecord.read + decode.examples": sequential,
+        "aiopipe decode.examples per 256, records in memory": in_memory_batched,
+        "aiopipe decode.example per record, records in memory": in_memory_per_record,
     }
     return table | _rivals.w5_systems()
 

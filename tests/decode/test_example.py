@@ -351,3 +351,15 @@ def test_the_tf1_example_program_runs() -> None:
     assert done.stderr == ""
     assert "'label': (256,), 'floats': (256, 10)" in done.stdout
     assert "done: 4000 examples" in done.stdout
+
+
+def test_examples_long_varints_and_large_records() -> None:
+    """Lengths of three bytes and more (a 100 KB image), single int64s of every size."""
+    labels = [0, 127, 128, 16_383, 16_384, 2**35, 2**63 - 1, -1, -(2**63)]
+    rows = [{"image": bytes([i]) * (100_000 + i), "label": v} for i, v in enumerate(labels)]
+    records = [ap.tfrecord.encode_example(r) for r in rows]
+    spec = {"image": F((), bytes), "label": F((), np.int64)}
+    out = ap.decode.examples(spec)(records)
+    assert out["label"].tolist() == labels
+    assert out["image"] == [r["image"] for r in rows]
+    assert ap.decode.examples(spec)(records[:3])["label"].tolist() == labels[:3]

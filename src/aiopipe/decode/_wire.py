@@ -115,6 +115,45 @@ def _int64s(buf: bytes, pos: int, end: int, out: list[int]) -> None:
 
 
 def _feature(buf: bytes, pos: int, end: int) -> RawFeature:
+    """One ``Feature``, read the quick way when it is one packed list, as writers write it."""
+    if pos == end:
+        return _EMPTY
+    kind = buf[pos] >> 3
+    if buf[pos] & 7 == _LEN and kind in (BYTES, FLOAT, INT64):
+        size, start = varint(buf, pos + 1)
+        if start + size == end:
+            found = _one_list(buf, kind, start, end)
+            if found is not None:
+                return found
+    return _feature_general(buf, pos, end)
+
+
+def _one_list(buf: bytes, kind: int, pos: int, end: int) -> RawFeature | None:
+    """A list message in its usual form (numbers in one packed run), or None."""
+    if kind == BYTES:
+        values = []
+        while pos < end:
+            if buf[pos] != 0x0A:
+                return None
+            size, pos = varint(buf, pos + 1)
+            values.append(buf[pos : pos + size])
+            pos += size
+        return (kind, values) if pos == end else None
+    if pos == end:
+        return (kind, np.empty(0, _F32)) if kind == FLOAT else (kind, [])
+    if buf[pos] != 0x0A:
+        return None
+    size, start = varint(buf, pos + 1)
+    if start + size != end:
+        return None
+    if kind == FLOAT:
+        return (kind, np.frombuffer(buf, _F32, size // 4, start)) if size % 4 == 0 else None
+    out: list[int] = []
+    _int64s(buf, start, end, out)
+    return kind, out
+
+
+def _feature_general(buf: bytes, pos: int, end: int) -> RawFeature:
     """One ``Feature``: the last list field set wins; repeats of one list field merge."""
     kind, values = 0, None  # type: tuple[int, Any]
     for field, wire, start, stop in _fields(buf, pos, end):
@@ -167,6 +206,25 @@ def _int_list(buf: bytes, pos: int, end: int, out: list[int]) -> None:
 
 
 def _map_entry(buf: bytes, pos: int, end: int) -> tuple[str, int, int]:
+    """A map entry's key and the bounds of its value, quickly when it is key then value."""
+    if (
+        end - pos > 2
+        and buf[pos] == 0x0A
+        and (klen := buf[pos + 1]) < 0x80
+        and pos + 2 + klen < end
+    ):
+        vtag = pos + 2 + klen
+        if buf[vtag] == 0x12:
+            size, start = varint(buf, vtag + 1)
+            if start + size == end:
+                try:
+                    return buf[pos + 2 : vtag].decode(), start, end
+                except UnicodeDecodeError:
+                    pass  # the general path says what is wrong
+    return _map_entry_general(buf, pos, end)
+
+
+def _map_entry_general(buf: bytes, pos: int, end: int) -> tuple[str, int, int]:
     """A map entry's key and the bounds of its value (an empty value when absent)."""
     key, vstart, vstop = b"", end, end
     for field, wire, start, stop in _fields(buf, pos, end):

@@ -35,6 +35,7 @@ __all__ = ["ExamplesDecoder", "examples"]
 
 Array = np.ndarray[Any, Any]
 _LAYOUTS_TRIED = 4  # layouts learned per batch before the rest goes to the general reader
+_FEW = 8  # fewer rows than this left: the general reader is quicker than another walk
 _PAD = 16  # zero bytes after the joined records, so that a failed row's reads stay inside
 
 
@@ -91,7 +92,7 @@ class ExamplesDecoder:
         limit = int(ends[-1])
         left: list[Array] = []
         for _ in range(_LAYOUTS_TRIED):
-            if not pending.size:
+            if pending.size < min(_FEW, len(records)):
                 break
             layout = learn(records[pending[0]], self.features)
             if layout is None:

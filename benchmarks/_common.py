@@ -97,6 +97,14 @@ def untimed() -> Iterator[None]:
         _UNTIMED[0] += time.perf_counter() - t0
 
 
+def discount(seconds: float) -> None:
+    """Leave ``seconds`` out of the current :func:`time_runs` sample (see :func:`untimed`).
+
+    For a system timed in a subprocess: the parent discounts the start-up it does not measure.
+    """
+    _UNTIMED[0] += seconds
+
+
 def timed_samples(fn: Callable[[], float], *, runs: int, warmup: int = 1) -> Timing:
     """Like :func:`time_runs`, for functions that measure and return their own duration."""
     for _ in range(warmup):

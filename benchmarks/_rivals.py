@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 
-from _common import have, untimed
+from _common import discount, have, untimed
 
 if TYPE_CHECKING:
     from w2b_slow_storage import Store
@@ -514,5 +514,172 @@ def w3_systems() -> dict[str, Callable[[int, float, int], W3Result]]:
             ("torchdata", "torchdata.nodes", w3_torchdata),
             ("grain", "Grain", w3_grain),
             ("spdl", "SPDL", w3_spdl),
+        ]
+    )
+
+
+# -- W8: tf.train.Example, read + parse + batch 256 ----------------------------------------------
+
+W8Result = tuple[int, int, int, int, float]  # (records, label sum, tokens, image bytes, float sum)
+
+
+def _w8_tally() -> Any:
+    from w8_examples import Tally
+
+    return Tally()
+
+
+def _w8_tf_features() -> dict[str, Any]:
+    import tensorflow as tf
+    from w8_examples import FLOATS
+
+    return {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "floats": tf.io.FixedLenFeature([FLOATS], tf.float32),
+        "tokens": tf.io.VarLenFeature(tf.int64),
+    }
+
+
+def _w8_tf_consume(ds: Any) -> W8Result:
+    tally = _w8_tally()
+    for batch in ds:
+        tokens = batch["tokens"]
+        counts = [int(tokens.values.shape[0])]  # the consumer only counts them
+        tally.add(batch["label"].numpy(), batch["floats"].numpy(), counts, batch["image"].numpy())
+    return tally.result()
+
+
+def w8_tf_single(path: str) -> W8Result:
+    import tensorflow as tf
+    from w8_examples import BATCH
+
+    features = _w8_tf_features()
+    ds = (
+        tf.data.TFRecordDataset(path)
+        .map(lambda r: tf.io.parse_single_example(r, features), num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(BATCH)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return _w8_tf_consume(ds)
+
+
+def w8_tf_batched(path: str) -> W8Result:
+    import tensorflow as tf
+    from w8_examples import BATCH
+
+    features = _w8_tf_features()
+    ds = (
+        tf.data.TFRecordDataset(path)
+        .batch(BATCH)
+        .map(lambda r: tf.io.parse_example(r, features), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return _w8_tf_consume(ds)
+
+
+def _w8_batches(rows: Iterable[dict[str, Any]]) -> W8Result:
+    """Per-record dicts (image bytes, label, floats, tokens arrays), batched 256 as lists."""
+    from w8_examples import BATCH
+
+    tally = _w8_tally()
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        tally.add(
+            [r["label"] for r in batch],
+            [r["floats"] for r in batch],
+            [len(r["tokens"]) for r in batch],
+            [r["image"] for r in batch],
+        )
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return tally.result()
+
+
+_W8_IN_SUBPROCESS = """
+import json, sys, time
+sys.path.insert(0, {here!r})
+from _rivals import w8_tfrecord_package_here
+t0 = time.perf_counter()
+result = w8_tfrecord_package_here({path!r})
+print(json.dumps({{"seconds": time.perf_counter() - t0, "result": result}}))
+"""
+
+
+def w8_tfrecord_package(path: str) -> W8Result:
+    """In a subprocess timed from inside: the package's ``example_pb2`` and TensorFlow's own
+    register the same protobuf names, so the two cannot be imported into one process."""
+    import json
+    import subprocess
+
+    script = _W8_IN_SUBPROCESS.format(here=str(Path(__file__).resolve().parent), path=path)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    discount(time.perf_counter() - t0 - out["seconds"])  # count its loop, not its start-up
+    records, labels, tokens, image_bytes, floats = out["result"]
+    return records, labels, tokens, image_bytes, floats
+
+
+def w8_tfrecord_package_here(path: str) -> W8Result:
+    from tfrecord.reader import tfrecord_loader
+
+    description = {"image": "byte", "label": "int", "floats": "float", "tokens": "int"}
+    rows = tfrecord_loader(path, None, description)
+    # It gives label as a 1-element array and image as bytes (one value), as documented.
+    return _w8_batches({**r, "label": r["label"][0]} for r in rows)
+
+
+def _upb_rows(records: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """protobuf's parser (upb) per record, values to numpy as a user would write it."""
+    from _example_proto import example_classes
+
+    classes = example_classes()
+    assert classes is not None
+    parse = classes["Example"].FromString
+    for record in records:
+        f = parse(record).features.feature
+        yield {
+            "image": f["image"].bytes_list.value[0],
+            "label": f["label"].int64_list.value[0],
+            "floats": np.asarray(f["floats"].float_list.value, np.float32),
+            "tokens": np.asarray(f["tokens"].int64_list.value, np.int64),
+        }
+
+
+def w8_upb_in_memory(path: str) -> W8Result:
+    import aiopipe as ap
+
+    with untimed():  # the issue's number: parse only, the records already in memory
+        records = list(ap.tfrecord.read(path))
+    return _w8_batches(_upb_rows(records))
+
+
+def w8_upb_read(path: str) -> W8Result:
+    import aiopipe as ap
+
+    return _w8_batches(_upb_rows(ap.tfrecord.read(path)))
+
+
+def w8_systems() -> dict[str, Callable[[str], W8Result]]:
+    """W8 systems: ``fn(path)`` returns the consumer's totals (see ``w8_examples.Tally``)."""
+    return _installed(
+        [
+            ("tensorflow", "tf.data map(parse_single_example, AUTOTUNE)", w8_tf_single),
+            ("tensorflow", "tf.data batch(256).map(parse_example)", w8_tf_batched),
+            ("tfrecord", "tfrecord package tfrecord_loader", w8_tfrecord_package),
+            ("google.protobuf", "protobuf (upb) per record, records in memory", w8_upb_in_memory),
+            ("google.protobuf", "protobuf (upb) per record: tfrecord.read + parse", w8_upb_read),
         ]
     )

@@ -11,7 +11,7 @@ RBIN        := $(RIVALS_VENV)/bin
 # torch pinned exactly: a CPU wheel of this version is available; plain `torch` pulls CUDA (GBs).
 # The others install under a constraint keeping that torch, so none of them can swap it out.
 TORCH       := torch==2.13.0
-OPTIONAL    := tensorflow-cpu torchdata grain spdl
+OPTIONAL    := tensorflow-cpu torchdata grain spdl tfrecord
 
 .PHONY: all rivals run tf-compat
 

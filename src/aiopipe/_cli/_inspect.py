@@ -1,4 +1,8 @@
-"""``aiopipe inspect FILE...``: what is in a TFRecord or text file, and is it intact."""
+"""``aiopipe inspect FILE...``: what is in a TFRecord or text file, and is it intact.
+
+TFRecord files of ``tf.train.Example`` / ``SequenceExample`` records also get their feature
+names, kinds and value counts (``_examples``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from .. import CorruptRecordError
 from ..readers import TextLines, TFRecords
 from ..tfrecord import masked_crc32c
 from ._errors import CliError
+from ._examples import ExampleSummary, sniff
 
 __all__ = ["inspect_files"]
 
@@ -79,8 +84,13 @@ def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width:
     elif compression == AUTO:
         compression = _tfrecord_compression(head)[0]
     summary = Summary(show)
+    examples: ExampleSummary | None = None
     if fmt == "tfrecord":
         for record in TFRecords(compression=compression).iter_records(path):
+            if summary.count == 0 and (found := sniff(record)) is not None:
+                examples = ExampleSummary(found)
+            if examples is not None:
+                examples.add(record)
             summary.add(record, len(record))
         kind = f"TFRecord ({compression or 'uncompressed'})"
         checks = f"CRC ok ({2 * summary.count} checksums)" if summary.count else "CRC ok"
@@ -89,8 +99,11 @@ def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width:
             summary.add(line, len(line))
         kind, checks = "text", "no checksums in text files"
     print(f"{path}: {kind}, {summary.count} records, {summary.sizes()}, {checks}")
+    if examples is not None:
+        print("\n".join(examples.lines(summary.count)))
     for i, record in enumerate(summary.first):
-        print(f"  [{i}] {_shorten(record, width)}")
+        shown = _shorten(record, width) if examples is None else examples.describe(record)
+        print(f"  [{i}] {shown}")
 
 
 def _sniff(path: str, head: bytes) -> tuple[str, str | None]:

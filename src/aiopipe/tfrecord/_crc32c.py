@@ -1,8 +1,8 @@
 """CRC-32C (Castagnoli) and TensorFlow's masked form of it.
 
-The C-accelerated ``google_crc32c`` package (the ``crc`` extra) is used when it is installed with
-its C extension; otherwise a table-driven pure-Python version (slicing-by-8) computes the same
-values, correctly but some hundred times slower.
+The C-accelerated ``google_crc32c`` package (a runtime dependency) is used when its C extension
+loaded; otherwise (a platform without its wheel) a table-driven pure-Python version
+(slicing-by-8) computes the same values, correctly but some hundred times slower.
 """
 
 from __future__ import annotations

@@ -200,13 +200,16 @@ class _SerialMap(Runner):
         assert inbox is not None
         pacer = Pacer(BUDGET_S["inline"])
         plain = self.stage.errors.is_default
+        fn, is_async = self.stage.fn, self.stage.is_async
         index = 0
         while (chunk := await inbox.receive()) is not None:
             pos, n = 0, len(chunk)
             while pos < n:
                 piece = chunk if pos == 0 and pacer.size >= n else chunk[pos : pos + pacer.size]
                 t0 = time.perf_counter()
-                if plain:
+                if plain and not (is_async or self.offloaded):
+                    res = apply_slice(fn, piece)  # the hot path: no coroutine per slice
+                elif plain:
                     res = await self._call(piece)
                 else:
                     res = await apply_with_policy(

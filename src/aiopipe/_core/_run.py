@@ -196,6 +196,10 @@ class Run(Generic[T]):
         finally:
             self._ctx.threads.close()
             self._consumer.worker_stopped(self._consumer_started)
+            if self._trace is not None:
+                from ._trace import write_trace
+
+                write_trace(self._trace, self)
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
             self._note_undelivered(exc)
 
@@ -205,10 +209,6 @@ class Run(Generic[T]):
         stage_error = self._coord.exception
         if stage_error is not None and stage_error is not exc and stage_error is not self._raised:
             exc.add_note(f"aiopipe: also raised: {describe_error(stage_error)}")
-            if self._trace is not None:
-                from ._trace import write_trace
-
-                write_trace(self._trace, self)
 
     def _close_out(self) -> None:
         if self._out is not None:

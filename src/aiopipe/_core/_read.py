@@ -22,6 +22,7 @@ from ._channel import DownstreamClosed, Inbox, Outbox, chunk_limit
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
 from ._stage import DEFAULT_BUFFER, RunContext, Runner, Stage, annotate, maybe_aclosing, positive
+from ._urls import is_url, remote
 
 __all__ = ["ReadStage"]
 
@@ -88,6 +89,7 @@ class _Lane:
         self.record = 0
         self.want = 1  # files to take per hop: grows while files are small
         self.hopping = threading.Event()  # set while a worker thread owns the lane
+        self.session: Any = None  # aiopipe.remote's connections, once the lane meets a URL
 
     def close(self) -> None:
         if self.current is not None and not self.hopping.is_set():
@@ -160,6 +162,9 @@ class _ThreadedRead(Runner):
                     got = self.input.take_nowait(lane.want - 1 - len(lane.queued))
                     if got is not None:
                         lane.queued.extend(_indexed(got))
+                if lane.current is None and lane.queued and is_url(lane.queued[0][1]):
+                    await self._read_url(lane, *lane.queued.popleft(), outbox)
+                    continue
                 out: list[Any] = []
                 runs: list[tuple[int, str, int]] = []
                 res = await self._gated_hop(lane, out, runs)
@@ -170,6 +175,27 @@ class _ThreadedRead(Runner):
                     self._raise(res)
         finally:
             lane.close()
+            if lane.session is not None:
+                await lane.session.aclose()
+
+    async def _read_url(self, lane: _Lane, index: int, path: str, outbox: Outbox) -> None:
+        """A URL: no thread hop; an async lane streams it into the reader's decoder."""
+        if lane.session is None:
+            lane.session = remote("_session").Session()
+        lane.record = 0
+
+        async def emit(records: list[Any]) -> None:
+            base, self.emitted = self.emitted, self.emitted + len(records)
+            self.origins.append((base, path, lane.record))
+            lane.record += len(records)
+            await outbox.send(records)
+
+        try:
+            await remote("_lane").read_url(self.reader, path, self.stage.keys, lane.session, emit)
+        except DownstreamClosed:
+            raise
+        except Exception as exc:
+            self._raise(_Failure(exc, index, path, lane.record))
 
     async def _gated_hop(
         self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
@@ -218,6 +244,8 @@ class _ThreadedRead(Runner):
                 if not lane.queued:
                     lane.want = min(lane.want * 2, MAX_FILES_PER_HOP)  # files end fast: take more
                     return None
+                if is_url(lane.queued[0][1]):
+                    return None  # read on the event loop by _read_url, not in this thread
                 lane.index, lane.path = lane.queued.popleft()
                 lane.record = 0
                 lane.current = self.reader.iter_records(lane.path, keys=keys)

@@ -60,6 +60,12 @@ class ObjectServer:
         self.requests: Counter[str] = Counter()  # path -> requests seen
         self.ranges: list[tuple[str, str]] = []  # (path, Range header) of every ranged GET
         self.port = port
+        # Responses wait until this many requests are in flight at once (0: no waiting): a test
+        # then knows, without timing, that the client really had that many outstanding.
+        self.hold_until = 0
+        self.inflight = 0
+        self.max_inflight = 0
+        self._held: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -178,16 +184,26 @@ class _Http(asyncio.Protocol):
         delay = self.server.latency + (_STALL_S if fault == "stall" else 0.0)
         delay += _SLOW_S if fault == "slow" else 0.0
         self.busy = True
+        srv = self.server
+        srv.inflight += 1
+        srv.max_inflight = max(srv.max_inflight, srv.inflight)
         loop = asyncio.get_running_loop()
         args = (method, status, extra, body, fault)
-        if delay > 0:
-            loop.call_later(delay, self._respond, *args)
-        else:
-            self._respond(*args)
+        send = (lambda: loop.call_later(delay, self._respond, *args)) if delay > 0 else (
+            lambda: self._respond(*args)
+        )
+        if srv.hold_until and srv.inflight < srv.hold_until:
+            srv._held.append(send)
+            return
+        held, srv._held = srv._held, []
+        for release in held:
+            release()
+        send()
 
     def _respond(
         self, method: str, status: int, extra: dict[str, str], body: bytes, fault: str
     ) -> None:
+        self.server.inflight -= 1
         t = self.transport
         if t is None or t.is_closing():
             return

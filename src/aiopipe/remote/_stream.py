@@ -55,13 +55,34 @@ async def stream_object(store: Store, url: ObjectUrl, sink: Sink) -> None:
                 await slots_send.send(slot)  # waits while readahead ranges are ahead of sink
                 tg.start_soon(fetch, start, *slot)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(schedule, tg)
-        async with slots_recv:
-            async for done, box in slots_recv:
-                await done.wait()
-                chunk = box.pop()
-                await sink(chunk, size)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(schedule, tg)
+            async with slots_recv:
+                async for done, box in slots_recv:
+                    await done.wait()
+                    chunk = box.pop()
+                    await sink(chunk, size)
+    except BaseExceptionGroup as group:
+        # The reader's user expects the FileNotFoundError or CorruptRecordError itself, not a
+        # group: the first failure is the cause, the rest are cancellations it caused.
+        raise _first(group) from None
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    cancelled = anyio.get_cancelled_exc_class()
+    leaves: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo:
+        exc = todo.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            todo[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    for exc in leaves:
+        if not isinstance(exc, cancelled):
+            return exc
+    return leaves[0]
 
 
 async def _sequential(store: Store, url: ObjectUrl, sink: Sink, step: int) -> None:

@@ -196,6 +196,7 @@ class _Http(asyncio.Protocol):
             srv._held.append(send)
             return
         held, srv._held = srv._held, []
+        srv.hold_until = 0  # reached once: from now on, answer as usual
         for release in held:
             release()
         send()

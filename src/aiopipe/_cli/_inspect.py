@@ -7,7 +7,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from .. import CorruptRecordError
+from .._core._urls import is_url, remote
 from ..readers import TextLines, TFRecords
 from ..tfrecord import masked_crc32c
 from ._errors import CliError
@@ -71,8 +74,11 @@ def _error(message: str) -> None:
 
 
 def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width: int) -> None:
-    with open(path, "rb") as f:  # fail early and plainly on a missing file or a directory
-        head = f.read(HEAD_BYTES)
+    if is_url(path):  # s3://, gs://, http(s)://: the head by a ranged GET, records streamed
+        head = anyio.run(remote("_lane").head_bytes, path, HEAD_BYTES)
+    else:
+        with open(path, "rb") as f:  # fail early and plainly on a missing file or a directory
+            head = f.read(HEAD_BYTES)
     if fmt == AUTO:
         fmt, guessed = _sniff(path, head)
         compression = guessed if compression == AUTO else compression
@@ -80,17 +86,28 @@ def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width:
         compression = _tfrecord_compression(head)[0]
     summary = Summary(show)
     if fmt == "tfrecord":
-        for record in TFRecords(compression=compression).iter_records(path):
-            summary.add(record, len(record))
+        _summarize(TFRecords(compression=compression), path, summary)
         kind = f"TFRecord ({compression or 'uncompressed'})"
         checks = f"CRC ok ({2 * summary.count} checksums)" if summary.count else "CRC ok"
     else:
-        for line in TextLines(encoding=None).iter_records(path):
-            summary.add(line, len(line))
+        _summarize(TextLines(encoding=None), path, summary)
         kind, checks = "text", "no checksums in text files"
     print(f"{path}: {kind}, {summary.count} records, {summary.sizes()}, {checks}")
     for i, record in enumerate(summary.first):
         print(f"  [{i}] {_shorten(record, width)}")
+
+
+def _summarize(reader: TFRecords | TextLines, path: str, summary: Summary) -> None:
+    if not is_url(path):
+        for record in reader.iter_records(path):
+            summary.add(record, len(record))
+        return
+
+    async def stream() -> None:
+        async for record in reader(path):
+            summary.add(record, len(record))
+
+    anyio.run(stream)
 
 
 def _sniff(path: str, head: bytes) -> tuple[str, str | None]:

@@ -20,7 +20,7 @@ from ._session import Session
 from ._stream import fetch_range, stream_object
 from ._url import parse_url
 
-__all__ = ["iter_url", "read_url"]
+__all__ = ["head_bytes", "iter_url", "read_url"]
 
 # Chunks up to this size are decoded on the event loop; larger ones in a worker thread.
 INLINE_BYTES = 256 << 10
@@ -96,5 +96,16 @@ async def iter_url(reader: Any, path: str, keys: bool) -> AsyncIterator[Any]:
         finally:
             for record in out:
                 yield record
+    finally:
+        await session.aclose()
+
+
+async def head_bytes(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of the object ``path`` (fewer if it is shorter)."""
+    session = Session()
+    try:
+        url = parse_url(path)
+        data, _ = await fetch_range(session.store(url, None), url, 0, n)
+        return data
     finally:
         await session.aclose()

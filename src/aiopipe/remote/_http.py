@@ -11,6 +11,7 @@ anyio, no redirects, no cookies, no compression.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -34,7 +35,7 @@ class Response(NamedTuple):
 
 
 class _Conn:
-    """One keep-alive connection and the bytes received beyond the last response."""
+    """One keep-alive connection (an anyio stream) and the bytes received beyond the last response."""
 
     __slots__ = ("buf", "stream")
 
@@ -42,10 +43,89 @@ class _Conn:
         self.stream = stream
         self.buf = bytearray()
 
+    async def send(self, data: bytes) -> None:
+        await self.stream.send(data)
+
     async def fill(self, timeout: float) -> None:
         with anyio.fail_after(timeout):
             data = await self.stream.receive(_RECV)
         self.buf += data
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class _Feed(asyncio.Protocol):
+    """asyncio's side of a plain-http connection: bytes land in ``buf``, a waiter is woken.
+
+    On asyncio, anyio's stream pauses and resumes reading around every receive (two epoll
+    changes per call) and adds a guard per call; on many small responses that made requests cost
+    ~4x the CPU of a bare protocol (measured: 2,400 vs 11,000 requests per CPU-second).
+    """
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+        self.eof = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class _AsyncioConn:
+    """The asyncio fast path of :class:`_Conn` for plain http (TLS goes through anyio)."""
+
+    __slots__ = ("buf", "feed")
+
+    def __init__(self, feed: _Feed) -> None:
+        self.feed = feed
+        self.buf = feed.buf
+
+    async def send(self, data: bytes) -> None:
+        t = self.feed.transport
+        if t is None or t.is_closing() or self.feed.eof:
+            raise anyio.BrokenResourceError("the connection was closed")
+        t.write(data)
+
+    async def fill(self, timeout: float) -> None:
+        feed = self.feed
+        if feed.eof:
+            raise anyio.EndOfStream
+        have = len(feed.buf)
+        feed.waiter = asyncio.get_running_loop().create_future()
+        try:
+            with anyio.fail_after(timeout):
+                await feed.waiter
+        finally:
+            feed.waiter = None
+        if len(feed.buf) == have and feed.eof:
+            raise anyio.EndOfStream
+
+    async def aclose(self) -> None:
+        t = self.feed.transport
+        if t is not None:
+            t.abort()
 
 
 class HttpClient:
@@ -58,7 +138,7 @@ class HttpClient:
     def __init__(self, *, timeout: float = 30.0, max_idle: int = 1024) -> None:
         self.timeout = timeout
         self.max_idle = max_idle
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int], list[_Conn | _AsyncioConn]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
@@ -74,7 +154,7 @@ class HttpClient:
         with anyio.CancelScope(shield=True):
             for conns in idle.values():
                 for conn in conns:
-                    await conn.stream.aclose()
+                    await conn.aclose()
 
     async def request(
         self,
@@ -110,7 +190,7 @@ class HttpClient:
                 resp, keep = await self._exchange(conn, wire, method)
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
-                    await conn.stream.aclose()
+                    await conn.aclose()
                 if reused and isinstance(exc, _StaleConnection):
                     continue
                 if isinstance(exc, _StaleConnection):
@@ -120,17 +200,21 @@ class HttpClient:
             if keep and not self._closed and len(conns) < self.max_idle:
                 conns.append(conn)
             else:
-                await conn.stream.aclose()
+                await conn.aclose()
             return resp
         raise AssertionError("unreachable")
 
-    def _take(self, key: tuple[str, str, int]) -> _Conn | None:
+    def _take(self, key: tuple[str, str, int]) -> _Conn | _AsyncioConn | None:
         conns = self._idle.get(key)
         return conns.pop() if conns else None
 
-    async def _connect(self, url: str, scheme: str, host: str, port: int) -> _Conn:
+    async def _connect(self, url: str, scheme: str, host: str, port: int) -> _Conn | _AsyncioConn:
         try:
             with anyio.fail_after(self.timeout):
+                if scheme == "http" and _on_asyncio():
+                    loop = asyncio.get_running_loop()
+                    _, feed = await loop.create_connection(_Feed, host, port)
+                    return _AsyncioConn(feed)
                 stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
                 if scheme == "https":
                     if self._ssl is None:
@@ -144,9 +228,9 @@ class HttpClient:
             raise TransientError(f"{url}: cannot connect to {host}:{port}: {exc}") from None
         return _Conn(stream)
 
-    async def _exchange(self, conn: _Conn, wire: bytes, method: str) -> tuple[Response, bool]:
+    async def _exchange(self, conn: _Conn | _AsyncioConn, wire: bytes, method: str) -> tuple[Response, bool]:
         try:
-            await conn.stream.send(wire)
+            await conn.send(wire)
             status, headers = await self._read_head(conn)
             if method == "HEAD" or status in (204, 304):
                 body = b""
@@ -164,7 +248,7 @@ class HttpClient:
         keep = headers.get("connection", "").lower() != "close"
         return Response(status, headers, body), keep
 
-    async def _read_head(self, conn: _Conn) -> tuple[int, dict[str, str]]:
+    async def _read_head(self, conn: _Conn | _AsyncioConn) -> tuple[int, dict[str, str]]:
         while (end := conn.buf.find(b"\r\n\r\n")) < 0:
             if len(conn.buf) > _MAX_HEAD:
                 raise RemoteError("response headers larger than 64 KiB")
@@ -182,14 +266,14 @@ class HttpClient:
             headers[k.strip().lower()] = v.strip()
         return status, headers
 
-    async def _read_exact(self, conn: _Conn, n: int) -> bytes:
+    async def _read_exact(self, conn: _Conn | _AsyncioConn, n: int) -> bytes:
         while len(conn.buf) < n:
             await conn.fill(self.timeout)
         body = bytes(conn.buf[:n])
         del conn.buf[:n]
         return body
 
-    async def _read_chunked(self, conn: _Conn) -> bytes:
+    async def _read_chunked(self, conn: _Conn | _AsyncioConn) -> bytes:
         parts = []
         while True:
             line = await self._read_line(conn)
@@ -201,14 +285,14 @@ class HttpClient:
             parts.append(await self._read_exact(conn, size))
             await self._read_line(conn)
 
-    async def _read_line(self, conn: _Conn) -> bytes:
+    async def _read_line(self, conn: _Conn | _AsyncioConn) -> bytes:
         while (eol := conn.buf.find(b"\r\n")) < 0:
             await conn.fill(self.timeout)
         line = bytes(conn.buf[:eol])
         del conn.buf[: eol + 2]
         return line
 
-    async def _read_to_end(self, conn: _Conn) -> bytes:
+    async def _read_to_end(self, conn: _Conn | _AsyncioConn) -> bytes:
         try:
             while True:
                 await conn.fill(self.timeout)
@@ -217,6 +301,14 @@ class HttpClient:
         body = bytes(conn.buf)
         conn.buf.clear()
         return body
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _StaleConnection(Exception):

@@ -97,3 +97,34 @@ def server(http_server: ObjectServer) -> Iterator[ObjectServer]:
     http_server.requests.clear()
     http_server.ranges.clear()
     http_server.latency = 0.0
+
+
+@pytest.fixture(scope="session")
+def gcs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gcp-storage-emulator (a GCS JSON API server in Python), in memory, on 127.0.0.1."""
+    pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is in the test extra")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1",
+            "--port", str(port), "--in-memory", "-q",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path_factory.mktemp("gcs"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/storage/v1/b", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the GCS emulator did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

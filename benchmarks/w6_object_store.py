@@ -164,9 +164,16 @@ class Server:
     def __init__(self, n: int, latency: float) -> None:
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "aiopipe.testing._object_server",
-                "--count", str(n), "--size", str(SIZE), "--latency", str(latency),
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "aiopipe.testing._object_server",
+                "--count",
+                str(n),
+                "--size",
+                str(SIZE),
+                "--latency",
+                str(latency),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -189,7 +196,9 @@ def server_capacity(n: int) -> tuple[float, float]:
     srv = Server(n, 0.0)
     try:
         cpu0 = srv.cpu_s()
-        res = _spawn("anyio task group, 256 tasks, same HTTP client (hand-written)", srv.url, str(n))
+        res = _spawn(
+            "anyio task group, 256 tasks, same HTTP client (hand-written)", srv.url, str(n)
+        )
         return n / res["wall"], n / max(1e-9, srv.cpu_s() - cpu0)
     finally:
         srv.stop()
@@ -198,7 +207,9 @@ def server_capacity(n: int) -> tuple[float, float]:
 def run(*, quick: bool = False, runs: int | None = None) -> Workload:
     n = 20_000 if not quick else 3_000
     runs = runs or (1 if quick else 3)
-    w = Workload("W6", f"{n:,} objects of 16 KiB over HTTP, {LATENCY * 1e3:.0f} ms each -> batch 64")
+    w = Workload(
+        "W6", f"{n:,} objects of 16 KiB over HTTP, {LATENCY * 1e3:.0f} ms each -> batch 64"
+    )
     w.params = {"objects": n, "latency_s": LATENCY, "object_bytes": SIZE, "runs": runs}
     rate, per_cpu = server_capacity(n)
     w.note(

@@ -96,6 +96,7 @@ def server(http_server: ObjectServer) -> Iterator[ObjectServer]:
     http_server.hold_until = 0
     http_server.requests.clear()
     http_server.ranges.clear()
+    http_server._arrived.clear()
     http_server.latency = 0.0
 
 
@@ -106,9 +107,17 @@ def gcs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1",
-            "--port", str(port), "--in-memory", "-q",
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "-H",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "-q",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=tmp_path_factory.mktemp("gcs"),

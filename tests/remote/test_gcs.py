@@ -44,7 +44,10 @@ async def test_gs_glob_and_ranges(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_url)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     paths = ap.from_files(f"gs://{BUCKET}/data/*.tfrecord")
-    assert await paths.collect() == [f"gs://{BUCKET}/data/a.tfrecord", f"gs://{BUCKET}/data/b.tfrecord"]
+    assert await paths.collect() == [
+        f"gs://{BUCKET}/data/a.tfrecord",
+        f"gs://{BUCKET}/data/b.tfrecord",
+    ]
     reader = ap.readers.TFRecords(storage_options={"range_bytes": 777})
     with anyio.fail_after(30):
         got = await paths.read(reader, parallel=2).collect()
@@ -67,5 +70,5 @@ async def test_unsupported_credentials_say_what_to_do(
     creds = tmp_path / "sa.json"
     creds.write_text(json.dumps({"type": "service_account"}))
     reader = ap.readers.WholeFile(storage_options={"credentials": str(creds)})
-    with anyio.fail_after(30), pytest.raises(PermissionError, match="'service_account'.*token"):
+    with anyio.fail_after(30), pytest.raises(PermissionError, match=r"'service_account'.*token"):
         await ap.from_files(["gs://b/k"]).read(reader).collect()

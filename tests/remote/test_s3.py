@@ -60,23 +60,35 @@ async def test_gzip_keys_and_ranges_match_local_reading(
         got = await ap.from_files([url]).read(reader, keys=True).collect()
     local = tmp_path / "l.tfrecord"
     local.write_bytes(gzip.compress(objects["plain"]))
-    want = await ap.from_files(str(local)).read(ap.readers.TFRecords(compression="GZIP"), keys=True).collect()
+    want = (
+        await ap.from_files(str(local))
+        .read(ap.readers.TFRecords(compression="GZIP"), keys=True)
+        .collect()
+    )
     assert [r for _, r in got] == objects["records"]
     assert [k.rpartition(":")[2] for k, _ in got] == [k.rpartition(":")[2] for k, _ in want]
 
 
 async def test_text_fixed_whole_and_empty_objects(aws_env: str, objects: dict[str, Any]) -> None:
     with anyio.fail_after(30):
-        lines = await ap.from_files([f"s3://{BUCKET}/text/a b.csv"]).read(
-            ap.readers.TextLines(skip_header_lines=1), keys=True
-        ).collect()
-        fixed = await ap.from_files([f"s3://{BUCKET}/fixed.bin"]).read(
-            ap.readers.FixedLengthRecords(25, header_bytes=4, footer_bytes=2)
-        ).collect()
-        whole = await ap.from_files([f"s3://{BUCKET}/fixed.bin", f"s3://{BUCKET}/empty.bin"]).read(
-            ap.readers.WholeFile()
-        ).collect()
-        empty = await ap.from_files([f"s3://{BUCKET}/empty.bin"]).read(ap.readers.TFRecords()).collect()
+        lines = (
+            await ap.from_files([f"s3://{BUCKET}/text/a b.csv"])
+            .read(ap.readers.TextLines(skip_header_lines=1), keys=True)
+            .collect()
+        )
+        fixed = (
+            await ap.from_files([f"s3://{BUCKET}/fixed.bin"])
+            .read(ap.readers.FixedLengthRecords(25, header_bytes=4, footer_bytes=2))
+            .collect()
+        )
+        whole = (
+            await ap.from_files([f"s3://{BUCKET}/fixed.bin", f"s3://{BUCKET}/empty.bin"])
+            .read(ap.readers.WholeFile())
+            .collect()
+        )
+        empty = (
+            await ap.from_files([f"s3://{BUCKET}/empty.bin"]).read(ap.readers.TFRecords()).collect()
+        )
     url = f"s3://{BUCKET}/text/a b.csv"
     assert lines == [(f"{url}:2", "1,2"), (f"{url}:3", "3,4"), (f"{url}:4", "5,6")]
     assert fixed == [bytes(range(i, i + 25)) for i in range(0, 100, 25)]
@@ -123,7 +135,7 @@ def test_plain_http_endpoint_needs_consent(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_bad_storage_options_fail_at_build_time() -> None:
-    with pytest.raises(ValueError, match="unknown key.*'endpoint'"):
+    with pytest.raises(ValueError, match=r"unknown key.*'endpoint'"):
         ap.readers.TFRecords(storage_options={"endpoint": "x"})
     with pytest.raises(ValueError, match="readahead"):
         ap.readers.WholeFile(storage_options={"readahead": 0})
@@ -134,5 +146,3 @@ async def test_reader_called_on_a_url(aws_env: str, objects: dict[str, Any]) -> 
     with anyio.fail_after(30):
         got = [r async for r in reader(f"s3://{BUCKET}/train/part-0.tfrecord")]
     assert got == objects["records"]
-
-

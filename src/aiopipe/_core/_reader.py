@@ -12,8 +12,7 @@ from __future__ import annotations
 import abc
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio

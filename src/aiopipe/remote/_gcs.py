@@ -83,7 +83,9 @@ class GcsStore(Store):
         try:
             info = json.loads(await anyio.Path(path).read_text())
         except (OSError, ValueError) as exc:
-            raise PermissionError(f"GOOGLE_APPLICATION_CREDENTIALS={path}: unreadable: {exc}") from None
+            raise PermissionError(
+                f"GOOGLE_APPLICATION_CREDENTIALS={path}: unreadable: {exc}"
+            ) from None
         kind = info.get("type")
         if kind != "authorized_user":
             raise PermissionError(

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.streams.tls
 
 from ._errors import RemoteError, TransientError
 
@@ -35,7 +36,7 @@ class Response(NamedTuple):
 
 
 class _Conn:
-    """One keep-alive connection (an anyio stream) and the bytes received beyond the last response."""
+    """A keep-alive connection (an anyio stream) and the bytes received past the last response."""
 
     __slots__ = ("buf", "stream")
 
@@ -228,7 +229,9 @@ class HttpClient:
             raise TransientError(f"{url}: cannot connect to {host}:{port}: {exc}") from None
         return _Conn(stream)
 
-    async def _exchange(self, conn: _Conn | _AsyncioConn, wire: bytes, method: str) -> tuple[Response, bool]:
+    async def _exchange(
+        self, conn: _Conn | _AsyncioConn, wire: bytes, method: str
+    ) -> tuple[Response, bool]:
         try:
             await conn.send(wire)
             status, headers = await self._read_head(conn)
@@ -242,7 +245,9 @@ class HttpClient:
                 body = await self._read_to_end(conn)
                 return Response(status, headers, body), False
         except TimeoutError:
-            raise TransientError(f"timed out after {self.timeout} s waiting for the server") from None
+            raise TransientError(
+                f"timed out after {self.timeout} s waiting for the server"
+            ) from None
         except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
             raise _StaleConnection(f"connection lost ({type(exc).__name__}: {exc})") from None
         keep = headers.get("connection", "").lower() != "close"
@@ -274,7 +279,7 @@ class HttpClient:
         return body
 
     async def _read_chunked(self, conn: _Conn | _AsyncioConn) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             line = await self._read_line(conn)
             size = int(line.split(b";")[0], 16)

@@ -62,7 +62,9 @@ def _matches(key: list[str], pattern: list[str]) -> bool:
     )
 
 
-async def _list(url: ObjectUrl, prefix: str, storage_options: Mapping[str, Any] | None) -> list[str]:
+async def _list(
+    url: ObjectUrl, prefix: str, storage_options: Mapping[str, Any] | None
+) -> list[str]:
     session = Session()
     try:
         return await session.store(url, storage_options).list(url.bucket, prefix)

@@ -46,7 +46,7 @@ class Options:
     credentials: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 30.0
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     range_bytes: int = 8 << 20
     readahead: int = 4
 

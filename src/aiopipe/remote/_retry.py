@@ -60,8 +60,8 @@ class RetryPolicy:
         """Seconds to wait before retry ``attempt`` (1 for the first retry)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return cap * (1 - self.jitter * random.random())
+        cap = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
+        return float(cap * (1 - self.jitter * random.random()))
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """Whether failure number ``attempt`` (1-based) is worth another try."""

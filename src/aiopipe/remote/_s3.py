@@ -31,7 +31,9 @@ class S3Store(Store):
         self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""
     ) -> tuple[int, dict[str, str], bytes]:
         base, prefix = self.endpoint(url.bucket)
-        target = f"{base}{prefix}/{quote_key(url.key)}" if not listing else f"{base}{prefix}/?{listing}"
+        target = (
+            f"{base}{prefix}/{quote_key(url.key)}" if not listing else f"{base}{prefix}/?{listing}"
+        )
         o = self.options
         if not o.anonymous and o.access_key_id and o.secret_access_key:
             headers = sign(

@@ -17,7 +17,12 @@ from ._url import ObjectUrl
 
 __all__ = ["Session"]
 
-_KINDS: dict[str, type[Store]] = {"s3": S3Store, "gs": GcsStore, "http": HttpStore, "https": HttpStore}
+_KINDS: dict[str, type[Store]] = {
+    "s3": S3Store,
+    "gs": GcsStore,
+    "http": HttpStore,
+    "https": HttpStore,
+}
 
 
 class Session:

@@ -11,7 +11,7 @@ import datetime
 import hashlib
 import hmac
 from collections.abc import Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = ["sign"]
 
@@ -26,14 +26,8 @@ def _canonical_query(query: str) -> str:
     pairs = []
     for part in query.split("&") if query else []:
         k, _, v = part.partition("=")
-        pairs.append((quote(_unquote(k), safe="-_.~"), quote(_unquote(v), safe="-_.~")))
+        pairs.append((quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~")))
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
-
-
-def _unquote(s: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(s)
 
 
 def sign(

@@ -30,7 +30,8 @@ def parse_url(url: str) -> ObjectUrl:
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES or not parts.netloc:
         raise ValueError(
-            f"expected a URL like s3://bucket/key, gs://bucket/key or https://host/path, got {url!r}"
+            "expected a URL like s3://bucket/key, gs://bucket/key or https://host/path, "
+            f"got {url!r}"
         )
     key = parts.path.lstrip("/")
     if parts.query:

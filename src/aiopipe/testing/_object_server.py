@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -71,6 +72,11 @@ class ObjectServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._conns: set[_Http] = set()
+        self._arrived: dict[str, threading.Event] = {}
+
+    def arrived(self, path: str) -> threading.Event:
+        """An event set when a request for ``path`` reaches the server (for ordering tests)."""
+        return self._arrived.setdefault(path, threading.Event())
 
     def _shut(self) -> None:
         if self._server is not None:
@@ -109,16 +115,17 @@ class ObjectServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._server.serve_forever()
-        except asyncio.CancelledError:
-            pass
 
     # -- answering ---------------------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, str]:
+    def answer(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes, str]:
         """(status, headers, body, fault) for one request."""
         self.requests[path] += 1
+        self.arrived(path).set()
         pending = self.faults.get(path)
         fault = pending.pop(0) if pending else ""
         if fault in ("503", "500"):
@@ -189,8 +196,10 @@ class _Http(asyncio.Protocol):
         srv.max_inflight = max(srv.max_inflight, srv.inflight)
         loop = asyncio.get_running_loop()
         args = (method, status, extra, body, fault)
-        send = (lambda: loop.call_later(delay, self._respond, *args)) if delay > 0 else (
-            lambda: self._respond(*args)
+        send = (
+            (lambda: loop.call_later(delay, self._respond, *args))
+            if delay > 0
+            else (lambda: self._respond(*args))
         )
         if srv.hold_until and srv.inflight < srv.hold_until:
             srv._held.append(send)
@@ -211,7 +220,10 @@ class _Http(asyncio.Protocol):
         if fault == "reset":
             t.abort()
             return
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {len(body)}"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"Content-Length: {len(body)}",
+        ]
         head += [f"{k}: {v}" for k, v in extra.items()]
         payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if fault == "drop":
@@ -237,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args(argv)
     blob = bytes(range(256)) * (args.size // 256 + 1)
-    objects = {f"/bucket/obj-{i:05d}": blob[i % 256 : i % 256 + args.size] for i in range(args.count)}
+    objects = {
+        f"/bucket/obj-{i:05d}": blob[i % 256 : i % 256 + args.size] for i in range(args.count)
+    }
     server = ObjectServer(objects, latency=args.latency, port=args.port)
 
     async def run() -> None:

@@ -169,3 +169,12 @@ def test_sync_iteration_reads_urls(server: ObjectServer, tmp_path: Path) -> None
     pipe = ap.from_files([f"{server.url}/s.txt"]).read(ap.readers.TextLines())
     with pipe.iter_sync(backend="trio") as it:
         assert list(it) == ["a", "b"]
+
+
+def test_public_names() -> None:
+    assert set(ap.remote.__all__) == {
+        "RemoteError", "RetryPolicy", "TransientError", "expand_url", "is_url",
+    }  # fmt: skip
+    assert "remote" in ap.__all__
+    with pytest.raises(ValueError, match="unknown key"):
+        ap.from_files(["https://example.invalid/x"], storage_options={"nope": 1})

@@ -224,6 +224,8 @@ def _match(
         patterns = [patterns]
     if not patterns:
         raise ValueError("from_files needs at least one path or glob pattern")
+    if storage_options is not None:  # checked now, even when no pattern needs a listing
+        remote("_options").check_storage_options(storage_options)
     paths: list[str] = []
     for pattern in patterns:
         p = os.fspath(pattern)

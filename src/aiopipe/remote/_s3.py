@@ -25,7 +25,10 @@ class S3Store(Store):
                     "storage_options={'allow_http': True} to allow it"
                 )
             return ep, f"/{bucket}"
-        return f"https://{bucket}.s3.{self.options.region}.amazonaws.com", ""
+        region = self.options.region
+        if "." in bucket:  # a dotted name breaks the TLS wildcard of virtual-hosted style
+            return f"https://s3.{region}.amazonaws.com", f"/{bucket}"
+        return f"https://{bucket}.s3.{region}.amazonaws.com", ""
 
     async def request(
         self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""

@@ -114,11 +114,15 @@ class _AsyncioConn:
         if feed.eof:
             raise anyio.EndOfStream
         have = len(feed.buf)
-        feed.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = feed.waiter = loop.create_future()
+        # A timer on the future, not anyio.fail_after: a cancel scope per wait cost ~40 % of a
+        # request's CPU here. Cancellation still arrives as the task's CancelledError.
+        timer = loop.call_later(timeout, _expire, waiter)
         try:
-            with anyio.fail_after(timeout):
-                await feed.waiter
+            await waiter
         finally:
+            timer.cancel()
             feed.waiter = None
         if len(feed.buf) == have and feed.eof:
             raise anyio.EndOfStream
@@ -141,6 +145,7 @@ class HttpClient:
         self.max_idle = max_idle
         self._idle: dict[tuple[str, str, int], list[_Conn | _AsyncioConn]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._origins: dict[tuple[str, str], tuple[str, str, int]] = {}
         self._closed = False
 
     async def __aenter__(self) -> HttpClient:
@@ -165,21 +170,18 @@ class HttpClient:
         body: bytes = b"",
     ) -> Response:
         """Send one request and read its whole response (bodies here are bounded ranges)."""
-        parts = urlsplit(url)
-        scheme = parts.scheme
-        if scheme not in ("http", "https"):
-            raise ValueError(f"{url}: expected an http:// or https:// URL")
-        host = parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        head = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        scheme, _, rest = url.partition("://")
+        netloc, slash, target = rest.partition("/")
+        target = slash + target.partition("#")[0] or "/"
+        origin = self._origins.get((scheme, netloc))
+        if origin is None:  # parsed once per server: urlsplit costs ~50 us a request
+            origin = self._origins[scheme, netloc] = _origin(url)
+        _, host, port = key = origin
+        head = [f"{method} {target} HTTP/1.1", f"Host: {netloc}"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         if body or method in ("POST", "PUT"):
             head.append(f"Content-Length: {len(body)}")
         wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-        key = (scheme, host, port)
         # A pooled connection the server closed meanwhile fails on first use: that costs one
         # retry on a fresh connection, not an error.
         for fresh in (False, True):
@@ -306,6 +308,19 @@ class HttpClient:
         body = bytes(conn.buf)
         conn.buf.clear()
         return body
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``url``; ValueError unless it is http(s)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url}: expected an http:// or https:// URL")
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _on_asyncio() -> bool:

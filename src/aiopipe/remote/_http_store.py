@@ -12,8 +12,11 @@ class HttpStore(Store):
     async def request(
         self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""
     ) -> tuple[int, dict[str, str], bytes]:
+        extra = self.options.headers
         resp = await self.client.request(
-            method, str(url), {**dict(self.options.headers), **headers}
+            method,
+            f"{url.scheme}://{url.bucket}/{url.key}",
+            {**dict(extra), **headers} if extra else headers,
         )
         return resp.status, resp.headers, resp.body
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 __all__ = ["SCHEMES", "ObjectUrl", "is_url", "parse_url"]
 
@@ -25,15 +24,19 @@ class ObjectUrl(NamedTuple):
 
 
 def parse_url(url: str) -> ObjectUrl:
-    """Split ``url``; ``ValueError`` saying what was expected when it is not one we read."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES or not parts.netloc:
+    """Split ``url``; ``ValueError`` saying what was expected when it is not one we read.
+
+    Bucket keys are taken verbatim after the bucket (``?`` and ``#`` are legal in S3 and GCS
+    keys); an http(s) URL keeps its query and loses its fragment.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    netloc, _, key = rest.partition("/")
+    if not sep or scheme not in SCHEMES or not netloc:
         raise ValueError(
             "expected a URL like s3://bucket/key, gs://bucket/key or https://host/path, "
             f"got {url!r}"
         )
-    key = parts.path.lstrip("/")
-    if parts.query:
-        key += "?" + parts.query
-    return ObjectUrl(scheme, parts.netloc, key)
+    if scheme in ("http", "https"):
+        key = key.partition("#")[0]
+    return ObjectUrl(scheme, netloc, key)

@@ -178,3 +178,10 @@ def test_public_names() -> None:
     assert "remote" in ap.__all__
     with pytest.raises(ValueError, match="unknown key"):
         ap.from_files(["https://example.invalid/x"], storage_options={"nope": 1})
+
+
+async def test_http_query_is_not_a_glob(server: ObjectServer) -> None:
+    server.objects["/q"] = b"signed"
+    url = f"{server.url}/q?X-Amz-Signature=abc&X-Amz-Expires=60"
+    with anyio.fail_after(30):
+        assert await ap.from_files([url]).read(ap.readers.WholeFile()).collect() == [b"signed"]

@@ -229,8 +229,9 @@ def _match(
     paths: list[str] = []
     for pattern in patterns:
         p = os.fspath(pattern)
-        if is_url(p):  # globs over an object listing (aiopipe.remote)
-            paths.extend(remote("_listing").expand_url(p, storage_options))
+        if is_url(p):  # a URL as given, or a glob over an object listing (aiopipe.remote)
+            magic = glob.has_magic(p)
+            paths.extend(remote("_listing").expand_url(p, storage_options) if magic else [p])
             continue
         found = sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if os.path.exists(p) else [])
         if not found:

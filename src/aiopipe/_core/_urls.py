@@ -19,6 +19,12 @@ def is_url(path: object) -> bool:
     return isinstance(path, str) and path[:8].lower().startswith(_SCHEMES)
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def remote(name: str) -> ModuleType:
-    """``aiopipe.remote.<name>``, imported on first use."""
-    return importlib.import_module(f"aiopipe.remote.{name}")
+    """``aiopipe.remote.<name>``, imported on first use (then a dict lookup: it runs per file)."""
+    module = _LOADED.get(name)
+    if module is None:
+        module = _LOADED[name] = importlib.import_module(f"aiopipe.remote.{name}")
+    return module

@@ -27,6 +27,13 @@ def expand_url(pattern: str, storage_options: Mapping[str, Any] | None = None) -
     inside a running event loop alike. ``FileNotFoundError`` naming the pattern when none match.
     """
     url = parse_url(pattern)
+    if url.scheme in ("http", "https"):
+        if "*" in url.key or "[" in url.key:
+            raise ValueError(
+                f"cannot expand {pattern!r}: plain HTTP has no listing, so globs are for s3:// "
+                "and gs:// only; pass the URLs as a list"
+            )
+        return [pattern]  # a "?" starts the query of a (presigned) URL, not a wildcard
     if not glob.has_magic(url.key):
         return [pattern]
     cut = min(i for i, c in enumerate(url.key) if c in "*?[")

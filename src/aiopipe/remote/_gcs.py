@@ -33,7 +33,13 @@ class GcsStore(Store):
         return ep
 
     async def request(
-        self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""
+        self,
+        method: str,
+        url: ObjectUrl,
+        headers: dict[str, str],
+        *,
+        listing: str = "",
+        max_body: int | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         bucket = quote(url.bucket, safe="")
         if listing:
@@ -43,7 +49,7 @@ class GcsStore(Store):
         token = await self._token()
         if token:
             headers = {**headers, "Authorization": f"Bearer {token}"}
-        resp = await self.client.request(method, target, headers)
+        resp = await self.client.request(method, target, headers, max_body=max_body)
         return resp.status, resp.headers, resp.body
 
     async def list(self, bucket: str, prefix: str) -> list[str]:

@@ -168,8 +168,14 @@ class HttpClient:
         url: str,
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
+        *,
+        max_body: int | None = None,
     ) -> Response:
-        """Send one request and read its whole response (bodies here are bounded ranges)."""
+        """Send one request and read its response.
+
+        With ``max_body``, a longer ``Content-Length`` body is cut after ``max_body`` bytes and the
+        connection closed: a whole-object GET then costs no more memory than a ranged one.
+        """
         scheme, _, rest = url.partition("://")
         netloc, slash, target = rest.partition("/")
         target = slash + target.partition("#")[0] or "/"
@@ -190,7 +196,7 @@ class HttpClient:
             if conn is None:
                 conn = await self._connect(url, scheme, host, port)
             try:
-                resp, keep = await self._exchange(conn, wire, method)
+                resp, keep = await self._exchange(conn, wire, method, max_body)
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await conn.aclose()
@@ -232,7 +238,7 @@ class HttpClient:
         return _Conn(stream)
 
     async def _exchange(
-        self, conn: _Conn | _AsyncioConn, wire: bytes, method: str
+        self, conn: _Conn | _AsyncioConn, wire: bytes, method: str, max_body: int | None
     ) -> tuple[Response, bool]:
         try:
             await conn.send(wire)
@@ -240,7 +246,11 @@ class HttpClient:
             if method == "HEAD" or status in (204, 304):
                 body = b""
             elif "content-length" in headers:
-                body = await self._read_exact(conn, int(headers["content-length"]))
+                length = int(headers["content-length"])
+                if max_body is not None and length > max_body:
+                    body = await self._read_exact(conn, max_body)
+                    return Response(status, headers, body), False  # the rest is not read
+                body = await self._read_exact(conn, length)
             elif headers.get("transfer-encoding", "").lower() == "chunked":
                 body = await self._read_chunked(conn)
             else:

@@ -10,13 +10,20 @@ __all__ = ["HttpStore"]
 
 class HttpStore(Store):
     async def request(
-        self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""
+        self,
+        method: str,
+        url: ObjectUrl,
+        headers: dict[str, str],
+        *,
+        listing: str = "",
+        max_body: int | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         extra = self.options.headers
         resp = await self.client.request(
             method,
             f"{url.scheme}://{url.bucket}/{url.key}",
             {**dict(extra), **headers} if extra else headers,
+            max_body=max_body,
         )
         return resp.status, resp.headers, resp.body
 

@@ -31,7 +31,13 @@ class S3Store(Store):
         return f"https://{bucket}.s3.{region}.amazonaws.com", ""
 
     async def request(
-        self, method: str, url: ObjectUrl, headers: dict[str, str], *, listing: str = ""
+        self,
+        method: str,
+        url: ObjectUrl,
+        headers: dict[str, str],
+        *,
+        listing: str = "",
+        max_body: int | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         base, prefix = self.endpoint(url.bucket)
         target = (
@@ -48,7 +54,7 @@ class S3Store(Store):
                 region=o.region,
                 session_token=o.session_token,
             )
-        resp = await self.client.request(method, target, headers)
+        resp = await self.client.request(method, target, headers, max_body=max_body)
         return resp.status, resp.headers, resp.body
 
     async def list(self, bucket: str, prefix: str) -> list[str]:

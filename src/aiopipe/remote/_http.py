@@ -1,12 +1,13 @@
 """A small HTTP/1.1 client on anyio streams: keep-alive pools, timeouts, both event loops.
 
-Why our own: reading objects is a stream of small GETs, and the client's cost per request sets
-the ceiling. Measured on this machine against the W6 object server at 256 requests in flight
-(``benchmarks/w6_object_store.py --clients``): httpx 106 req/s (its pool scans every connection
-per request, and under trio it failed with "socket already closed"), aiohttp 1,400 req/s
-(asyncio only), this client ~6,000 req/s on asyncio and trio alike. It speaks just what object
-stores need: GET/HEAD/POST with a small body, ``Content-Length`` or chunked responses, TLS through
-anyio, no redirects, no cookies, no compression.
+Why our own: reading objects is a stream of small GETs, and the client's CPU per request sets
+the ceiling. Measured with ``benchmarks/remote_clients.py`` (16 KiB GETs, 256 in flight, 20 ms
+latency, requests per client CPU-second on the shared 2-core machine): this client 2,900 on
+asyncio and 1,800 on trio; aiohttp 2,000 (asyncio only); obstore 1,900 on asyncio and 1,500 on
+trio through a thread bridge; httpx 100 (its pool scans every connection per request; under trio
+it failed with "socket already closed"). It speaks what object stores need: GET/HEAD/POST with a
+small body, ``Content-Length`` or chunked responses, TLS through anyio; no redirects, cookies or
+compression.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aiopipe.testing._object_server import ObjectServer
+from aiopipe.testing import ObjectServer
 
 BUCKET = "aiopipe-test"
 

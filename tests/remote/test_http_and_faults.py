@@ -9,7 +9,7 @@ import pytest
 
 import aiopipe as ap
 from aiopipe.remote import RetryPolicy, TransientError
-from aiopipe.testing._object_server import ObjectServer
+from aiopipe.testing import ObjectServer
 from aiopipe.tfrecord._writing import write
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiopipe.testing._object_server import ObjectServer
+from aiopipe.testing import ObjectServer
 from aiopipe.tfrecord._writing import write
 
 

@@ -7,10 +7,24 @@ Not imported by ``import aiopipe``; use ``from aiopipe.testing import check_queu
 
 from __future__ import annotations
 
-from ._object_server import ObjectServer as ObjectServer
+from typing import TYPE_CHECKING, Any
+
 from ._queue_battery import QUEUE_CHECKS as QUEUE_CHECKS
 from ._queue_battery import QueueKind as QueueKind
 from ._queue_battery import QueueLike as QueueLike
 from ._queue_battery import check_queue as check_queue
 
+if TYPE_CHECKING:
+    from ._object_server import ObjectServer as ObjectServer
+
 __all__ = ("QUEUE_CHECKS", "ObjectServer", "QueueKind", "QueueLike", "check_queue")
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that ``python -m aiopipe.testing._object_server`` (how the
+    # benchmarks start it in a process of its own) does not find its module already imported.
+    if name == "ObjectServer":
+        from ._object_server import ObjectServer
+
+        return ObjectServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import decode as decode
 from . import readers as readers
+from . import remote as remote
 from . import tfrecord as tfrecord
 from ._core._collate import collate as collate
 from ._core._coordinator import Coordinator as Coordinator
@@ -58,6 +59,7 @@ __all__ = (
     "from_files",
     "from_iterable",
     "readers",
+    "remote",
     "start_queue_runners",
     "tfrecord",
 )

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from .. import CorruptRecordError
+from .._core._urls import is_url, remote
 from ..readers import TextLines, TFRecords
 from ..tfrecord import masked_crc32c
 from ._errors import CliError
@@ -76,8 +80,11 @@ def _error(message: str) -> None:
 
 
 def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width: int) -> None:
-    with open(path, "rb") as f:  # fail early and plainly on a missing file or a directory
-        head = f.read(HEAD_BYTES)
+    if is_url(path):  # s3://, gs://, http(s)://: the head by a ranged GET, records streamed
+        head = anyio.run(remote("_lane").head_bytes, path, HEAD_BYTES)
+    else:
+        with open(path, "rb") as f:  # fail early and plainly on a missing file or a directory
+            head = f.read(HEAD_BYTES)
     if fmt == AUTO:
         fmt, guessed = _sniff(path, head)
         compression = guessed if compression == AUTO else compression
@@ -86,17 +93,20 @@ def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width:
     summary = Summary(show)
     examples: ExampleSummary | None = None
     if fmt == "tfrecord":
-        for record in TFRecords(compression=compression).iter_records(path):
+
+        def add(record: bytes) -> None:
+            nonlocal examples
             if summary.count == 0 and (found := sniff(record)) is not None:
                 examples = ExampleSummary(found)
             if examples is not None:
                 examples.add(record)
             summary.add(record, len(record))
+
+        _summarize(TFRecords(compression=compression), path, add)
         kind = f"TFRecord ({compression or 'uncompressed'})"
         checks = f"CRC ok ({2 * summary.count} checksums)" if summary.count else "CRC ok"
     else:
-        for line in TextLines(encoding=None).iter_records(path):
-            summary.add(line, len(line))
+        _summarize(TextLines(encoding=None), path, lambda line: summary.add(line, len(line)))
         kind, checks = "text", "no checksums in text files"
     print(f"{path}: {kind}, {summary.count} records, {summary.sizes()}, {checks}")
     if examples is not None:
@@ -104,6 +114,19 @@ def _inspect_one(path: str, fmt: str, compression: str | None, show: int, width:
     for i, record in enumerate(summary.first):
         shown = _shorten(record, width) if examples is None else examples.describe(record)
         print(f"  [{i}] {shown}")
+
+
+def _summarize(reader: TFRecords | TextLines, path: str, add: Callable[[Any], None]) -> None:
+    if not is_url(path):
+        for record in reader.iter_records(path):
+            add(record)
+        return
+
+    async def stream() -> None:
+        async for record in reader(path):
+            add(record)
+
+    anyio.run(stream)
 
 
 def _sniff(path: str, head: bytes) -> tuple[str, str | None]:

@@ -297,6 +297,14 @@ def from_files(
     epochs: int | None = 1,
     shuffle: bool = False,
     seed: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Pipeline[str]:
-    """File paths matched (sorted, per pattern) when the pipeline is built."""
-    return Pipeline((FromFiles(patterns, epochs=epochs, shuffle=shuffle, seed=seed),))
+    """File paths matched (sorted, per pattern) when the pipeline is built.
+
+    ``s3://``, ``gs://`` globs are matched against the bucket's listing (``storage_options``
+    override the environment's credentials); ``http(s)://`` URLs are taken as given.
+    """
+    stage = FromFiles(
+        patterns, epochs=epochs, shuffle=shuffle, seed=seed, storage_options=storage_options
+    )
+    return Pipeline((stage,))

@@ -25,6 +25,7 @@ from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
 from ._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
 from ._threads import ThreadPool
+from ._urls import is_url, remote
 
 __all__ = ["ReadStage"]
 
@@ -102,6 +103,7 @@ class _Lane:
         self.attempt = 0
         self.want = 1  # files to take per hop: grows while files are small
         self.hopping = threading.Event()  # set while a worker thread owns the lane
+        self.session: Any = None  # aiopipe.remote's connections, once the lane meets a URL
 
     def close(self) -> None:
         if self.current is not None and not self.hopping.is_set():
@@ -187,6 +189,9 @@ class _ThreadedRead(Runner):
                     got = self.input.take_nowait(lane.want - 1 - len(lane.queued))
                     if got is not None:
                         lane.queued.extend(_indexed(got))
+                if lane.current is None and lane.queued and is_url(lane.queued[0][1]):
+                    await self._read_url(lane, *lane.queued.popleft(), outbox)
+                    continue  # (streamed on the event loop: URLs get no thread hop)
                 out: list[Any] = []
                 runs: list[tuple[int, str, int]] = []
                 res = await self._gated_hop(lane, out, runs)
@@ -200,6 +205,34 @@ class _ThreadedRead(Runner):
                     await self._failed(res, lane)
         finally:
             lane.close()
+            if lane.session is not None:
+                await lane.session.aclose()
+
+    async def _read_url(
+        self, lane: _Lane, index: int, path: str, start: int, attempt: int, outbox: Outbox
+    ) -> None:
+        """A URL: no thread hop; an async lane streams it into the reader's decoder. A retry
+        reads it again from the start and passes over the ``start`` records it delivered."""
+        if lane.session is None:
+            lane.session = remote("_session").Session()
+        lane.record = 0
+
+        async def emit(records: list[Any]) -> None:
+            seen, lane.record = lane.record, lane.record + len(records)
+            if seen < start:
+                records = records[start - seen :]
+                seen = start
+            await outbox.send(records, partial(self._sent, [(0, path, seen)]))
+
+        try:
+            await remote("_lane").read_url(self.reader, path, self.stage.keys, lane.session, emit)
+        except DownstreamClosed:
+            raise
+        except Exception as exc:
+            failure = _Failure(exc, index, path, max(start, lane.record), attempt)
+        else:
+            return
+        await self._failed(failure, lane, resync=False)
 
     async def _gated_hop(
         self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
@@ -233,7 +266,7 @@ class _ThreadedRead(Runner):
         wall = time.perf_counter() - wall
         return res, (time.thread_time() - cpu) / wall if wall > 0 else 1.0
 
-    async def _failed(self, f: _Failure, lane: _Lane) -> None:
+    async def _failed(self, f: _Failure, lane: _Lane, *, resync: bool = True) -> None:
         """Retry the file (resuming after its delivered records), skip the rest of it, or raise.
 
         A reader cannot resynchronise after a bad record in general (a TFRecord length, a
@@ -245,7 +278,7 @@ class _ThreadedRead(Runner):
         where = self.reader.describe(f.path, f.record)
         if not self.errs.skip(f.exc, f.index, where, f.index + 1):
             raise f.exc
-        if self.reader.resyncs:  # the bad record alone is skipped; the file goes on after it
+        if resync and self.reader.resyncs:  # the bad record alone is skipped; the file goes on
             lane.queued.appendleft((f.index, f.path, f.record + 1, 0))
         else:
             f.exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.record} records")
@@ -263,6 +296,8 @@ class _ThreadedRead(Runner):
                 if not lane.queued:
                     lane.want = min(lane.want * 2, MAX_FILES_PER_HOP)  # files end fast: take more
                     return None
+                if is_url(lane.queued[0][1]):
+                    return None  # read on the event loop by _read_url, not in this thread
                 lane.index, lane.path, lane.record, lane.attempt = lane.queued.popleft()
                 if lane.record == 0:
                     lane.current = self.reader.iter_records(lane.path, keys=keys)

@@ -13,12 +13,14 @@ import abc
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["BlockingReader", "Reader", "pull_records"]
+from ._urls import is_url, remote
+
+__all__ = ["BlockingReader", "Decoder", "Reader", "pull_records"]
 
 # One thread hop reads for at most this long or this many records: long enough to amortise the
 # hop, short enough that records flow downstream promptly and memory stays small.
@@ -33,8 +35,25 @@ class Reader(Protocol):
     def __call__(self, path: str) -> AsyncIterator[Any]: ...
 
 
+class Decoder(Protocol):
+    """A reader's incremental parser, fed the bytes of an object as they arrive (URL paths)."""
+
+    def feed(self, chunk: bytes, out: list[Any]) -> None:
+        """Append to ``out`` the records that ``chunk`` completes (in order)."""
+
+    def end(self, out: list[Any]) -> None:
+        """The stream ended: append the last records, or raise for a truncated file."""
+
+
 class BlockingReader(abc.ABC):
-    """Base class for readers that parse a file with blocking I/O in a sync generator."""
+    """Base class for readers that parse a file with blocking I/O in a sync generator.
+
+    URL paths (``s3://``, ``gs://``, ``http(s)://``) are read without threads waiting on the
+    network: downloads run on the event loop and feed :meth:`decoder`, which the built-in
+    readers implement; ``storage_options`` (credentials, endpoint, retries) apply to them.
+    """
+
+    storage_options: Mapping[str, Any] | None = None
 
     # True when a bad record can be skipped alone: ``iter_records_from(path, i + 1)`` reads on
     # after a record ``i`` that failed (text lines: yes; a TFRecord length or a compressed stream:
@@ -58,16 +77,29 @@ class BlockingReader(abc.ABC):
             pass
         return records
 
+    def decoder(self, path: str, *, keys: bool, size: int | None) -> Decoder:
+        """An incremental parser for the bytes of ``path`` (a URL; ``size`` when known)."""
+        raise TypeError(
+            f"{type(self).__name__} cannot read URLs such as {path!r}: it has no decoder(); "
+            "implement BlockingReader.decoder() to parse bytes as they arrive"
+        )
+
     def describe(self, path: str, index: int) -> str:
         """Where record ``index`` (0-based) of ``path`` came from, for error notes."""
         return f"record {index} of {path}"
 
     def __call__(self, path: str | os.PathLike[str]) -> AsyncIterator[Any]:
-        return _threaded(self.iter_records(os.fspath(path), keys=False))
+        name = os.fspath(path)
+        if is_url(name):
+            return remote("_lane").iter_url(self, name, False)  # type: ignore[no-any-return]
+        return _threaded(self.iter_records(name, keys=False))
 
     def keyed(self, path: str | os.PathLike[str]) -> AsyncIterator[tuple[str, Any]]:
         """The records of ``path`` as ``(key, record)`` pairs with TensorFlow's keys."""
-        return _threaded(self.iter_records(os.fspath(path), keys=True))
+        name = os.fspath(path)
+        if is_url(name):
+            return remote("_lane").iter_url(self, name, True)  # type: ignore[no-any-return]
+        return _threaded(self.iter_records(name, keys=True))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

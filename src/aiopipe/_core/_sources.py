@@ -15,6 +15,7 @@ import numpy as np
 from ._channel import MAX_CHUNK, Inbox, Outbox
 from ._pacer import Pacer
 from ._stage import RunContext, Runner, Stage, annotate, maybe_aclosing
+from ._urls import is_url, remote
 
 __all__ = ["FromFiles", "FromIterable", "FromSequences", "check_epochs", "epoch_order"]
 
@@ -242,19 +243,28 @@ class FromFiles(FromSequences):
         epochs: int | None,
         shuffle: bool,
         seed: int | None,
+        storage_options: Any = None,
     ) -> None:
-        paths = _match(patterns)
+        paths = _match(patterns, storage_options)
         super().__init__([paths], epochs=epochs, shuffle=shuffle, seed=seed, name="from_files")
 
 
-def _match(patterns: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+def _match(
+    patterns: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], storage_options: Any = None
+) -> list[str]:
     if isinstance(patterns, str | os.PathLike):
         patterns = [patterns]
     if not patterns:
         raise ValueError("from_files needs at least one path or glob pattern")
+    if storage_options is not None:  # checked now, even when no pattern needs a listing
+        remote("_options").check_storage_options(storage_options)
     paths: list[str] = []
     for pattern in patterns:
         p = os.fspath(pattern)
+        if is_url(p):  # a URL as given, or a glob over an object listing (aiopipe.remote)
+            magic = glob.has_magic(p)
+            paths.extend(remote("_listing").expand_url(p, storage_options) if magic else [p])
+            continue
         found = sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if os.path.exists(p) else [])
         if not found:
             raise FileNotFoundError(f"from_files: no file matches {p!r}")

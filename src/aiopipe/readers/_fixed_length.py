@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, final
 
 from .._core._errors import CorruptRecordError
-from .._core._reader import BlockingReader
-from ._validate import check_count
+from .._core._reader import BlockingReader, Decoder
+from ._validate import check_count, check_storage_options
 
 __all__ = ["FixedLengthRecords"]
 
@@ -22,16 +22,34 @@ class FixedLengthRecords(BlockingReader):
     Record i starts at ``header_bytes + i * (hop_bytes or record_bytes)``; records are read while
     one fits before the footer. Without ``hop_bytes``, bytes left over between the last record and
     the footer raise :class:`~aiopipe.CorruptRecordError` before any record is read. An empty file
-    yields nothing. Keys are ``"path:i"``, i counting from 0.
+    yields nothing. Keys are ``"path:i"``, i counting from 0. ``s3://``/``gs://``/``http(s)://``
+    paths are streamed in ranges; ``storage_options`` override the environment's credentials.
     """
 
     def __init__(
-        self, record_bytes: int, *, header_bytes: int = 0, footer_bytes: int = 0, hop_bytes: int = 0
+        self,
+        record_bytes: int,
+        *,
+        header_bytes: int = 0,
+        footer_bytes: int = 0,
+        hop_bytes: int = 0,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.record_bytes = check_count("record_bytes", record_bytes, minimum=1)
         self.header_bytes = check_count("header_bytes", header_bytes, minimum=0)
         self.footer_bytes = check_count("footer_bytes", footer_bytes, minimum=0)
         self.hop_bytes = check_count("hop_bytes", hop_bytes, minimum=0)
+        self.storage_options = check_storage_options(storage_options)
+
+    def decoder(self, path: str, *, keys: bool, size: int | None) -> Decoder:
+        if size is None:
+            raise CorruptRecordError(
+                f"{path}: FixedLengthRecords needs the object's size, and the server did not "
+                "report it (no Content-Range or Content-Length)",
+                path=path,
+                offset=0,
+            )
+        return _FixedDecoder(self, path, keys, self._count(path, size))
 
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
         with open(path, "rb") as f:
@@ -100,3 +118,43 @@ class FixedLengthRecords(BlockingReader):
             f"FixedLengthRecords({self.record_bytes}, header_bytes={self.header_bytes}, "
             f"footer_bytes={self.footer_bytes}, hop_bytes={self.hop_bytes})"
         )
+
+
+class _FixedDecoder:
+    """Records cut at fixed offsets from pushed chunks; bytes before the next record dropped."""
+
+    def __init__(self, reader: FixedLengthRecords, path: str, keys: bool, count: int) -> None:
+        self.size = reader.record_bytes
+        self.step = reader.hop_bytes or reader.record_bytes
+        self.header = reader.header_bytes
+        self.path, self.keys, self.count = path, keys, count
+        self.buf = b""
+        self.buf_start = 0  # object offset of buf[0]
+        self.index = 0  # next record
+
+    def feed(self, chunk: bytes, out: list[Any]) -> None:
+        buf = self.buf + chunk if self.buf else chunk
+        size, step, header, start0 = self.size, self.step, self.header, self.buf_start
+        end = start0 + len(buf)
+        i = self.index
+        while i < self.count:
+            s = header + i * step
+            if s + size > end:
+                break
+            record = buf[s - start0 : s - start0 + size]
+            out.append((f"{self.path}:{i}", record) if self.keys else record)
+            i += 1
+        self.index = i
+        keep_from = min(header + i * step, end) if i < self.count else end
+        self.buf = buf[max(0, keep_from - start0) :]
+        self.buf_start = max(start0, keep_from)
+
+    def end(self, out: list[Any]) -> None:
+        if self.index < self.count:
+            offset = self.header + self.index * self.step
+            raise CorruptRecordError(
+                f"{self.path}: the object ended before record {self.index} of {self.count} "
+                f"(byte offset {offset}): it changed while being read",
+                path=self.path,
+                offset=offset,
+            )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, final
 
 from .._core._errors import CorruptRecordError
-from .._core._reader import BlockingReader
-from ._validate import check_count
+from .._core._reader import BlockingReader, Decoder
+from ._validate import check_count, check_storage_options
 
 __all__ = ["TextLines"]
 
@@ -22,13 +22,25 @@ class TextLines(BlockingReader):
     ``encoding=None`` yields ``bytes``; otherwise each line is decoded (the encoding must keep
     ``"\\n"`` a single byte, as UTF-8 and Latin-1 do). ``skip_header_lines`` lines are skipped at
     the top of each file. Keys are ``"path:N"``, N the 1-based line number in the file.
+    ``s3://``/``gs://``/``http(s)://`` paths are streamed in ranges; ``storage_options``
+    override the environment's credentials for them.
     """
 
     resyncs = True  # a line that does not decode is one bad record; the next line is fine
 
-    def __init__(self, *, skip_header_lines: int = 0, encoding: str | None = "utf-8") -> None:
+    def __init__(
+        self,
+        *,
+        skip_header_lines: int = 0,
+        encoding: str | None = "utf-8",
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.skip_header_lines = check_count("skip_header_lines", skip_header_lines, minimum=0)
         self.encoding = _check_encoding(encoding)
+        self.storage_options = check_storage_options(storage_options)
+
+    def decoder(self, path: str, *, keys: bool, size: int | None) -> Decoder:
+        return _LineDecoder(self, path, keys)
 
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
         return self.iter_records_from(path, 0, keys=keys)
@@ -54,6 +66,47 @@ class TextLines(BlockingReader):
 
     def __repr__(self) -> str:
         return f"TextLines(skip_header_lines={self.skip_header_lines}, encoding={self.encoding!r})"
+
+
+class _LineDecoder:
+    """Lines cut from pushed chunks: the unfinished last line waits for the next chunk."""
+
+    def __init__(self, reader: TextLines, path: str, keys: bool) -> None:
+        self.skip, self.encoding = reader.skip_header_lines, reader.encoding
+        self.path, self.keys = path, keys
+        self.tail = b""
+        self.number = 0  # lines seen
+        self.offset = 0  # byte offset of the start of ``tail``
+
+    def feed(self, chunk: bytes, out: list[Any]) -> None:
+        data = self.tail + chunk if self.tail else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.tail = data
+            return
+        self.tail = data[cut + 1 :]
+        self._lines(data[:cut].split(b"\n"), out, ended=True)
+
+    def end(self, out: list[Any]) -> None:
+        if self.tail:
+            tail, self.tail = self.tail, b""
+            self._lines([tail], out, ended=False)
+
+    def _lines(self, raws: list[bytes], out: list[Any], *, ended: bool) -> None:
+        skip, encoding, path, keys = self.skip, self.encoding, self.path, self.keys
+        number, offset = self.number, self.offset
+        append = out.append
+        try:
+            for raw in raws:
+                number += 1
+                size = len(raw) + ended
+                if number > skip:
+                    line = raw.removesuffix(b"\r")
+                    record = line if encoding is None else _decode(line, encoding, path, offset)
+                    append((f"{path}:{number}", record) if keys else record)
+                offset += size
+        finally:
+            self.number, self.offset = number, offset
 
 
 def _decode(line: bytes, encoding: str, path: str, offset: int) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["check_count"]
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["check_count", "check_storage_options"]
 
 
 def check_count(name: str, value: object, *, minimum: int) -> int:
@@ -12,3 +15,12 @@ def check_count(name: str, value: object, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_storage_options(options: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A reader's ``storage_options=``, checked now (at build time) rather than at the first URL."""
+    if options is None:
+        return None
+    from ..remote._options import check_storage_options as check
+
+    return check(options)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, final
 
-from .._core._reader import BlockingReader
+from .._core._reader import BlockingReader, Decoder
+from ._validate import check_storage_options
 
 __all__ = ["WholeFile", "read_whole"]
 
@@ -39,7 +40,17 @@ def read_whole(path: str) -> bytes:
 
 @final
 class WholeFile(BlockingReader):
-    """The whole content of each file as one ``bytes`` record; the key is the path."""
+    """The whole content of each file as one ``bytes`` record; the key is the path.
+
+    ``s3://``/``gs://``/``http(s)://`` paths are downloaded (in ranges, for large objects);
+    ``storage_options`` override the environment's credentials for them.
+    """
+
+    def __init__(self, *, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.storage_options = check_storage_options(storage_options)
+
+    def decoder(self, path: str, *, keys: bool, size: int | None) -> Decoder:
+        return _Whole(path, keys)
 
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
         data = read_whole(path)
@@ -47,3 +58,19 @@ class WholeFile(BlockingReader):
 
     def describe(self, path: str, index: int) -> str:
         return path
+
+
+class _Whole:
+    """Collects an object's chunks; the record is their concatenation."""
+
+    def __init__(self, path: str, keys: bool) -> None:
+        self.path, self.keys = path, keys
+        self.parts: list[bytes] = []
+
+    def feed(self, chunk: bytes, out: list[Any]) -> None:
+        self.parts.append(chunk)
+
+    def end(self, out: list[Any]) -> None:
+        data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        self.parts = []
+        out.append((self.path, data) if self.keys else data)

@@ -260,6 +260,27 @@ class Run(Generic[T]):
             # Raised here, outside any handler, so that a stage's error reaches the consumer
             # without our WouldBlock/EndOfStream chained in front of it.
             self._end()
+        self._chunk, self._pos = self._taken(chunk), 0
+
+    def receive_ready(self) -> list[T]:
+        """Every output that is ready now, without waiting (possibly none): lets ``iter_sync``
+        hand many chunks to its thread in one go."""
+        out = self._out
+        got: list[T] = []
+        if self._pos < len(self._chunk):
+            got = self._chunk[self._pos :]
+            self._pos = len(self._chunk)
+        while out is not None:
+            try:
+                chunk = out.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break  # the end itself is for the next receive to report
+            got.extend(self._taken(chunk))
+        self._delivered += len(got)
+        return got
+
+    def _taken(self, chunk: Chunk) -> Chunk:
+        """Account for a chunk taken from the last stream; drop what a resume skips."""
         n = len(chunk)
         self._spaces[-1].give(n)
         self._stats[-1].received_downstream += n
@@ -269,7 +290,7 @@ class Run(Generic[T]):
             dropped = min(self._skip, n)
             self._skip -= dropped
             chunk = chunk[dropped:]
-        self._chunk, self._pos = chunk, 0
+        return chunk
 
     async def _wait_chunk(self, out: MemoryObjectReceiveStream[Chunk]) -> Chunk | None:
         t0 = time.perf_counter()

@@ -62,7 +62,10 @@ class _Handoff(Generic[T]):
                 # it, and the portal's event loop goes on to stop the run cleanly.
                 self.queue.put(_End(exc))
                 return
-            self.queue.put(chunk)
+            # Everything else ready goes too: one hand-off (and one wake-up of the consumer
+            # thread) for many chunks.
+            ready = self.run.receive_ready()
+            self.queue.put([*chunk, *ready] if ready else chunk)
 
 
 class SyncIterator(Generic[T]):

@@ -199,7 +199,13 @@ class Outbox:
         to raise its error, which the run then reports.
         """
         try:
-            await self.send(items, on_sent)
+            if len(items) <= self._limit and self._space.fits(len(items)):
+                # No yield on the way: the failure is reported before any other task runs, so
+                # it stays the first error of the run.
+                self._space.used += len(items)
+                self._put(items, on_sent)
+            else:
+                await self.send(items, on_sent)
         except (DownstreamClosed, anyio.get_cancelled_exc_class()):
             pass
 
@@ -210,13 +216,7 @@ class Outbox:
             space.used += n
         else:
             await self._wait_room(n)
-        try:
-            self._stream.send_nowait(items)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            raise DownstreamClosed from None
-        if on_sent is not None:
-            on_sent(self._stats.items_out, 0, n)
-        self._stats.items_out += n
+        self._put(items, on_sent)
         sends = _Sends.count = _Sends.count + 1
         if sends - self._sent_at > 1:  # others ran since our last send
             self._resumed = time.perf_counter()
@@ -224,6 +224,17 @@ class Outbox:
             await anyio.lowlevel.checkpoint()
             self._resumed = time.perf_counter()
         self._sent_at = _Sends.count
+
+    def _put(self, items: Chunk, on_sent: OnSent | None) -> None:
+        """Into the stream, room already taken."""
+        n = len(items)
+        try:
+            self._stream.send_nowait(items)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise DownstreamClosed from None
+        if on_sent is not None:
+            on_sent(self._stats.items_out, 0, n)
+        self._stats.items_out += n
 
     async def _wait_room(self, n: int) -> None:
         t0 = time.perf_counter()

@@ -139,6 +139,7 @@ class SyncIterator(Generic[T]):
         if self._closed:
             return
         self._closed = True
+        self._chunk, self._pos = [], 0  # what was handed over but not taken is dropped
         try:
             self._pump.cancel()
             with suppress(CancelledError):

@@ -207,3 +207,33 @@ async def test_idle_workers_of_a_wide_stage_are_not_busy() -> None:
     assert stats.bottleneck is not None
     assert stats.bottleneck.name == "map(slow)"
     assert stats.by_name("post").starved_s > stats.by_name("post").busy_s
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_iter_sync_resumes_from_its_own_state(backend: str) -> None:
+    pipe = _pipe()  # its shuffle seeds are drawn per run and recorded in the state
+    with pipe.iter_sync(backend=backend) as it:
+        for _ in range(5):
+            next(it)
+        for _ in range(5):  # round trips to the loop: the pump runs ahead meanwhile
+            it.stats()
+        state = json.loads(json.dumps(it.state_dict()))
+        rest_here = list(it)
+    assert state["delivered"] == 5  # what this iterator returned, not what the pump took
+    resumed = list(pipe.iter_sync(backend=backend, state=state))
+    assert len(resumed) == len(rest_here)
+    for a, b in zip(resumed, rest_here, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_iter_sync_rejects_a_foreign_state_before_starting_a_thread() -> None:
+    before = _threads()
+    with pytest.raises(ValueError, match="different pipeline"):
+        ap.from_iterable(range(3)).iter_sync(state=_pipe_state())
+    assert _threads() == before
+
+
+def _pipe_state() -> dict[str, Any]:
+    with _pipe().iter_sync() as it:
+        next(it)
+        return it.state_dict()

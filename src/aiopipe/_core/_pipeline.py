@@ -272,11 +272,16 @@ class Pipeline(Generic[T]):
                         raise  # a stage's OutOfRangeError, not the end of input
                     return out
 
-    def iter_sync(self, *, backend: str = "asyncio") -> SyncIterator[T]:
-        """A plain iterator (and context manager); the pipeline runs on a background thread."""
+    def iter_sync(
+        self, *, backend: str = "asyncio", state: dict[str, Any] | None = None
+    ) -> SyncIterator[T]:
+        """A plain iterator (and context manager); the pipeline runs on a background thread.
+
+        ``state``: an ``it.state_dict()`` (or ``run.state_dict()``) to resume from.
+        """
         from ._sync import SyncIterator
 
-        return SyncIterator(self, backend=backend)
+        return SyncIterator(self, backend=backend, state=state)
 
 
 def from_iterable(obj: Iterable[T] | AsyncIterable[T], *, epochs: int | None = 1) -> Pipeline[T]:

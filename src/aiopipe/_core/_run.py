@@ -313,6 +313,11 @@ class Run(Generic[T]):
 
     # -- introspection -----------------------------------------------------------------------
     @property
+    def resumed_at(self) -> int:
+        """Outputs delivered before this run, by the run whose state it resumed (0 if none)."""
+        return self._resumed_at
+
+    @property
     def delivered_since_open(self) -> int:
         """Outputs handed out by this run (not counting those skipped to resume)."""
         return self._delivered - self._resumed_at

@@ -75,16 +75,23 @@ class SyncIterator(Generic[T]):
     and joins its thread.
     """
 
-    def __init__(self, pipeline: Pipeline[T], *, backend: str = "asyncio") -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline[T],
+        *,
+        backend: str = "asyncio",
+        state: dict[str, Any] | None = None,
+    ) -> None:
         if backend not in ("asyncio", "trio"):
             raise ValueError(f"iter_sync(backend=) must be 'asyncio' or 'trio', got {backend!r}")
+        opener = pipeline.open(state=state)  # a bad state fails here, before a thread starts
         self._closed = True
         self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal(backend)
         self._portal = self._portal_cm.__enter__()
         # The run's task group must live in one task for its whole life: the portal's wrapper
         # keeps the async context manager in a task of its own.
         self._opener: AbstractContextManager[Run[T]] = self._portal.wrap_async_context_manager(
-            pipeline.open()
+            opener
         )
         try:
             self._run: Run[T] = self._opener.__enter__()
@@ -167,9 +174,13 @@ class SyncIterator(Generic[T]):
         return self._run.stats() if self._closed else self._portal.call(self._run.stats)
 
     def state_dict(self) -> dict[str, Any]:
-        """Like ``Run.state_dict()``, counting only the outputs this iterator has returned."""
+        """Like ``Run.state_dict()``, counting only the outputs this iterator has returned.
+
+        Taken in the caller's thread from its own count, never from the run's counters, which
+        the pipeline's thread changes meanwhile (the stages and seeds are fixed at open).
+        """
         state = self._run.state_dict()
-        state["delivered"] += self._taken - self._run.delivered_since_open
+        state["delivered"] = self._run.resumed_at + self._taken
         return state
 
     def __enter__(self) -> SyncIterator[T]:

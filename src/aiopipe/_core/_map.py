@@ -16,6 +16,7 @@ import anyio
 
 from ._channel import Inbox, Outbox
 from ._pacer import Pacer
+from ._process_pool import ProcessOptions, current_lane, open_lane
 from ._shared_input import SharedInput
 from ._stage import (
     DEFAULT_BUFFER,
@@ -110,19 +111,21 @@ class MapStage(Stage):
     def runner(self, ctx: RunContext) -> Runner:
         if self.workers == 1 and self.kind == "inline":
             return _SerialMap(self)
+        if self.kind == "process":
+            return _ProcessMap(self)
         return _ParallelMap(self)
 
 
 def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> str:
     if executor is None:
         return "inline"
-    if executor in ("thread", "process"):
+    if executor in ("thread", "process") or isinstance(executor, ProcessOptions):
         if is_async:
             raise ValueError(
                 f"map(executor={executor!r}) runs sync functions off the event loop; "
                 f"{fn_name(fn)} is async: drop executor= to await it on the loop"
             )
-        if executor == "process":
+        if executor != "thread":
             try:
                 pickle.dumps(fn)
             except Exception as exc:
@@ -130,7 +133,7 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> 
                     f"map(executor='process') needs a picklable fn (a module-level function); "
                     f"{fn_name(fn)!r} cannot be pickled: {exc}"
                 ) from None
-        return str(executor)
+        return "thread" if executor == "thread" else "process"
     if isinstance(executor, Executor):
         return "custom"
     raise ValueError(
@@ -225,7 +228,8 @@ class _ParallelMap(Runner):
             if not isinstance(res, _Failed):
                 await anyio.lowlevel.checkpoint_if_cancelled()
         elif stage.kind == "process":
-            res = await anyio.to_process.run_sync(apply_slice, fn, items, limiter=self.limiter)
+            done, exc = await current_lane().call(items)
+            res = done if exc is None else _Failed(done, exc)
         else:
             res = await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
         if isinstance(res, _Failed):
@@ -246,3 +250,17 @@ class _ParallelMap(Runner):
                 await outbox.send(ready)
         finally:
             self.draining = False
+
+
+class _ProcessMap(_ParallelMap):
+    """Each worker task owns one worker process for the whole run (``_process_pool``)."""
+
+    def __init__(self, stage: MapStage) -> None:
+        super().__init__(stage)
+        self.fn = pickle.dumps(stage.fn)  # sent once to each worker, at its start
+        given = stage.executor
+        self.options = given if isinstance(given, ProcessOptions) else ProcessOptions()
+
+    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+        async with open_lane(self.fn, self.options, self.stage.name):
+            await super().work(worker, inbox, outbox)

@@ -1,0 +1,359 @@
+"""The parent side of ``map(executor="process")``: one worker process per map worker, per run.
+
+Each worker task of the stage owns a :class:`ProcessLane` for the whole run: the process starts
+when the task starts (``fn`` is sent once, at start-up), takes one slice of items per call, and is
+stopped and joined when the task ends, whatever ends it (end of input, an error, a cancel, even
+during start-up). Messages go over a socket pair that the event loop waits on directly (no thread
+per call); big buffers go through shared memory (:mod:`._shm`).
+
+Processes come from multiprocessing's ``forkserver`` (where there is one) or ``spawn``: both are
+safe in a parent that has threads, unlike ``fork``. The fork server is started once per parent,
+with aiopipe and numpy preloaded, so that a run's workers start in milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ._errors import AiopipeError
+from ._process_worker import (
+    EXIT_NO_MAIN_GUARD,
+    RemoteErrorInfo,
+    check_not_bootstrapping,
+    fd_array,
+    parse_fds,
+    worker_main,
+)
+from ._shm import PREFIX, Codec
+
+__all__ = [
+    "ProcessLane",
+    "ProcessOptions",
+    "RemoteError",
+    "RemoteTraceback",
+    "WorkerProcessError",
+    "current_lane",
+    "open_lane",
+]
+
+_ANCILLARY = socket.CMSG_SPACE(16 * 4)
+_STOP_GRACE_S = 5.0  # a worker asked to stop between calls exits at once; then it is killed
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """How ``map(executor="process")`` runs its workers (the defaults of ``"process"``)."""
+
+    start_method: str | None = None
+    shared_memory_threshold: int = 64 * 1024
+    max_shared_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        methods = ("forkserver", "spawn")
+        if self.start_method is not None and self.start_method not in methods:
+            raise ValueError(
+                f"start_method must be one of {methods} or None (fork is not safe in a parent "
+                f"with threads, which an event loop has); got {self.start_method!r}"
+            )
+        for what in ("shared_memory_threshold", "max_shared_bytes"):
+            value = getattr(self, what)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{what} must be an int >= 0, got {value!r}")
+
+    @property
+    def method(self) -> str:
+        if self.start_method is not None:
+            return self.start_method
+        return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class WorkerProcessError(AiopipeError):
+    """A worker process of ``map(executor="process")`` died, or could not start."""
+
+
+class RemoteError(Exception):
+    """Stands for an exception raised in a worker whose type cannot be rebuilt in the parent.
+
+    The parent gets a subclass with the same name as the original type (``str()`` is its message;
+    a note holds the worker's traceback).
+    """
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process (as the exception's cause)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_LANE: ContextVar[ProcessLane] = ContextVar("aiopipe_process_lane")
+
+
+def current_lane() -> ProcessLane:
+    """The worker process of the calling map worker task (set by :func:`open_lane`)."""
+    return _LANE.get()
+
+
+@contextlib.asynccontextmanager
+async def open_lane(fn: bytes, options: ProcessOptions, stage: str) -> AsyncIterator[ProcessLane]:
+    """Start a worker process for the calling task; stop and join it on the way out."""
+    lane = ProcessLane(options, stage)
+    token = _LANE.set(lane)
+    clean = False
+    try:
+        await lane.start(fn)
+        yield lane
+        clean = True
+    finally:
+        _LANE.reset(token)
+        await lane.stop(kill=not clean or lane.busy)
+
+
+class ProcessLane:
+    """One worker process and the socket to it; one call at a time."""
+
+    def __init__(self, options: ProcessOptions, stage: str) -> None:
+        self.options = options
+        self.stage = stage
+        self.codec = Codec(options.shared_memory_threshold, options.max_shared_bytes)
+        self.sock: socket.socket | None = None
+        self.proc: Any = None  # a multiprocessing BaseProcess, once started
+        self.busy = False  # a call is in flight: the socket is mid-conversation
+        self._buf = bytearray(1 << 16)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self, fn: bytes) -> None:
+        check_not_bootstrapping()
+        ctx = multiprocessing.get_context(self.options.method)
+        if self.options.method == "forkserver":
+            _preload(ctx)
+        ours, theirs = socket.socketpair()
+        self.sock = ours
+        ours.setblocking(False)
+        opts = self.options
+        proc = ctx.Process(
+            target=worker_main,
+            args=(theirs, os.getpid(), opts.shared_memory_threshold, opts.max_shared_bytes),
+            name=f"aiopipe worker of {self.stage}",
+            daemon=True,
+        )
+        try:
+            # start() may wait for the fork server to come up: not on the event loop. A cancel
+            # waits for it (the thread cannot be stopped) and then stop() kills the process.
+            await anyio.to_thread.run_sync(proc.start)
+        finally:
+            theirs.close()
+            if proc.pid is not None:  # started, even if we were cancelled meanwhile
+                self.proc = proc
+        self.busy = True
+        await self._send(("fn", fn))
+        done, exc = await self._reply(what="loading the function", count=0)
+        self.busy = False
+        if exc is not None:
+            exc.add_note(f"aiopipe: while loading the function of '{self.stage}' in its worker")
+            raise exc
+
+    async def stop(self, *, kill: bool) -> None:
+        """Stop the worker (asking first unless ``kill``), join it, release what it held."""
+        with anyio.CancelScope(shield=True):
+            if self.sock is not None:
+                self.sock.close()  # between calls, the worker takes the EOF as its cue to exit
+            proc = self.proc
+            if proc is not None:
+                exited = False
+                if not kill:
+                    with anyio.move_on_after(_STOP_GRACE_S):
+                        await _wait_exit(proc)
+                        exited = True
+                if not exited:
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+                    await _wait_exit(proc)
+                proc.join()
+                proc.close()
+            self.codec.close()
+
+    # -- calls ------------------------------------------------------------------------------
+    async def call(self, items: list[Any]) -> tuple[list[Any], BaseException | None]:
+        """``fn`` over ``items`` in the worker: (results, None), or (results before the failing
+        item, its exception)."""
+        self.busy = True
+        await self._send(("call", items))
+        done, exc = await self._reply(what=f"a slice of {len(items)} elements", count=len(items))
+        self.busy = False
+        return done, exc
+
+    async def _reply(self, *, what: str, count: int) -> tuple[list[Any], BaseException | None]:
+        msg = await self._receive()
+        if msg is None:
+            raise await self._died(what)
+        if msg[0] == "ok":
+            return msg[1], None
+        _, done, exc, tb = msg
+        exc = rebuild(exc)
+        # As concurrent.futures does: the worker's traceback shows as the cause.
+        exc.__cause__ = RemoteTraceback(f"\n(worker process pid {self.proc.pid})\n{tb}")
+        return done, exc
+
+    async def _died(self, what: str) -> WorkerProcessError:
+        with anyio.move_on_after(_STOP_GRACE_S):
+            await _wait_exit(self.proc)
+        code = self.proc.exitcode
+        if code == EXIT_NO_MAIN_GUARD:
+            return WorkerProcessError(
+                f"the worker processes of '{self.stage}' could not start: importing your main "
+                f"module ran the pipeline again. Put the code that runs it under "
+                f'`if __name__ == "__main__":` (see the worker\'s message above)'
+            )
+        if code is None:
+            how = "closed its end of the socket"
+        elif code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        return WorkerProcessError(
+            f"the worker process (pid {self.proc.pid}) of '{self.stage}' {how} while running "
+            f"{what}: it was killed, ran out of memory or crashed in native code"
+        )
+
+    # -- the wire ---------------------------------------------------------------------------
+    async def _send(self, obj: Any) -> None:
+        assert self.sock is not None
+        pieces, fds = self.codec.encode(obj)
+        for i, piece in enumerate(pieces):
+            view = memoryview(piece).cast("B")
+            while view:
+                try:
+                    if i == 0 and fds:
+                        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_array(fds))]
+                        n = self.sock.sendmsg([view], anc)
+                        _close_all(fds)  # the worker has its own copies now
+                        fds = []
+                    else:
+                        n = self.sock.send(view)
+                except BlockingIOError:
+                    await _wait_writable(self.sock)
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    _close_all(fds)
+                    return  # the worker is gone: the reply says so
+                view = view[n:]
+
+    async def _receive(self) -> Any:
+        """One decoded message, or None when the worker closed the socket."""
+        assert self.sock is not None
+        prefix, fds = bytearray(), []
+        while len(prefix) < PREFIX.size:
+            try:
+                chunk, anc, _, _ = self.sock.recvmsg(PREFIX.size - len(prefix), _ANCILLARY)
+            except BlockingIOError:
+                await _wait_readable(self.sock)
+                continue
+            except ConnectionResetError:
+                chunk, anc = b"", []
+            fds.extend(parse_fds(anc))
+            if not chunk:
+                _close_all(fds)
+                return None
+            prefix += chunk
+        hlen, blen = PREFIX.unpack(prefix)
+        if len(self._buf) < hlen + blen:
+            self._buf = bytearray(hlen + blen)
+        view = memoryview(self._buf)[: hlen + blen]
+        got = 0
+        while got < len(view):
+            try:
+                n = self.sock.recv_into(view[got:])
+            except BlockingIOError:
+                await _wait_readable(self.sock)
+                continue
+            if n == 0:
+                _close_all(fds)
+                return None
+            got += n
+        return self.codec.decode(view[:hlen], view[hlen:], fds)
+
+
+def rebuild(got: BaseException | RemoteErrorInfo) -> BaseException:
+    """The exception a worker sent: itself, or rebuilt from its type, args and attributes.
+
+    An exception whose ``__init__`` needs arguments it does not keep in ``.args`` cannot be
+    unpickled; it is made with ``__new__`` (``__init__`` skipped) and given its args and state.
+    A type that cannot be found or made becomes a :class:`RemoteError` of the same name.
+    """
+    if isinstance(got, BaseException):
+        return got
+    cls = _find(got.module, got.qualname)
+    if cls is not None:
+        try:
+            exc = cls.__new__(cls, *got.args)
+            exc.args = got.args
+            vars(exc).update(got.state)
+            return exc
+        except Exception:
+            pass
+    named = type(got.qualname.rsplit(".", 1)[-1], (RemoteError,), {"__module__": got.module})
+    exc = named(got.message)
+    for note in got.state.get("__notes__", ()):
+        exc.add_note(note)
+    return exc
+
+
+def _find(module: str, qualname: str) -> type[BaseException] | None:
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, BaseException) else None
+
+
+_PRELOADED = False
+
+
+def _preload(ctx: Any) -> None:
+    """Preload aiopipe (and so numpy) in the fork server, if we are the ones to start it."""
+    global _PRELOADED
+    if not _PRELOADED:
+        _PRELOADED = True
+        ctx.set_forkserver_preload(["aiopipe"])
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+async def _wait_exit(proc: Any) -> None:
+    while proc.exitcode is None:
+        await _wait_readable(proc.sentinel)
+        if proc.exitcode is None:
+            await anyio.sleep(0.001)  # the sentinel closes a moment before the exit is seen
+
+
+async def _wait_readable(obj: Any) -> None:
+    wait = getattr(anyio, "wait_readable", None)
+    if wait is not None:  # anyio >= 4.7
+        await wait(obj)
+    elif isinstance(obj, socket.socket):
+        await anyio.wait_socket_readable(obj)
+    else:
+        await anyio.sleep(0.005)  # a process sentinel on an older anyio: poll
+
+
+async def _wait_writable(sock: socket.socket) -> None:
+    wait = getattr(anyio, "wait_writable", None)
+    await (wait(sock) if wait is not None else anyio.wait_socket_writable(sock))

@@ -1,0 +1,197 @@
+"""The worker process of ``map(executor="process")``: receives ``fn`` once, then slices of items.
+
+Runs in the child. It dies with its parent twice over: ``PR_SET_PDEATHSIG`` (Linux) kills it even
+in the middle of a call, and a closed socket (any platform) ends it between calls. Everything it
+sends back can be rebuilt in the parent: an exception that cannot be pickled and unpickled travels
+as a :class:`RemoteErrorInfo` (type, message, picklable attributes, traceback text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from ._shm import PREFIX, Codec
+
+__all__ = [
+    "EXIT_NO_MAIN_GUARD",
+    "RemoteErrorInfo",
+    "check_not_bootstrapping",
+    "fd_array",
+    "parse_fds",
+    "worker_main",
+]
+
+# Exit status of a worker whose import of the main module tried to start workers itself.
+EXIT_NO_MAIN_GUARD = 86
+_ANCILLARY = socket.CMSG_SPACE(16 * 4)  # room for a few descriptors per message
+
+
+class RemoteErrorInfo:
+    """What the parent needs to rebuild an exception that does not survive pickling."""
+
+    def __init__(self, exc: BaseException) -> None:
+        cls = type(exc)
+        self.module, self.qualname = cls.__module__, cls.__qualname__
+        self.message = _safe_str(exc)
+        self.args = _picklable(exc.args) or (self.message,)
+        self.state = {k: v for k, v in vars(exc).items() if _picklable((v,))}
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return repr(exc.args)
+
+
+def _picklable(value: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return None
+    return value
+
+
+def portable(exc: BaseException) -> BaseException | RemoteErrorInfo:
+    """``exc`` itself if it makes the round trip through pickle, else what rebuilds it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RemoteErrorInfo(exc)
+    return exc
+
+
+def check_not_bootstrapping() -> None:
+    """Refuse to start workers from a worker that is still importing the main module.
+
+    A script without ``if __name__ == "__main__":`` runs its pipeline again when a worker
+    imports it; that worker would start workers of its own, forever. Say so and exit with a
+    status the parent recognises.
+    """
+    import multiprocessing.process
+
+    if getattr(multiprocessing.process.current_process(), "_inheriting", False):
+        sys.stderr.write(
+            "aiopipe: a worker process of map(executor='process') was asked to start worker "
+            "processes itself while importing your main module: the script runs its pipeline at "
+            "import time. Put the code that runs it under `if __name__ == \"__main__\":`.\n"
+        )
+        sys.stderr.flush()
+        os._exit(EXIT_NO_MAIN_GUARD)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    # Our parent is the fork server (which exits with the aiopipe process) or that process.
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    try:
+        os.kill(parent_pid, 0)  # still there? (it may have died before prctl)
+    except ProcessLookupError:
+        os._exit(1)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+class _Socket:
+    """Blocking whole-message I/O on the child's end."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray(1 << 16)
+
+    def receive(self) -> tuple[memoryview, memoryview, list[int]] | None:
+        prefix, fds = self._read_prefix()
+        if prefix is None:
+            return None
+        hlen, blen = PREFIX.unpack(prefix)
+        if len(self.buf) < hlen + blen:
+            self.buf = bytearray(hlen + blen)
+        view = memoryview(self.buf)[: hlen + blen]
+        got = 0
+        while got < len(view):
+            n = self.sock.recv_into(view[got:])
+            if n == 0:
+                return None
+            got += n
+        return view[:hlen], view[hlen:], fds
+
+    def _read_prefix(self) -> tuple[bytes | None, list[int]]:
+        data, fds = b"", []
+        while len(data) < PREFIX.size:
+            chunk, anc, _flags, _addr = self.sock.recvmsg(PREFIX.size - len(data), _ANCILLARY)
+            fds.extend(parse_fds(anc))
+            if not chunk:
+                return None, fds
+            data += chunk
+        return data, fds
+
+    def send(self, pieces: list[bytes | memoryview], fds: list[int]) -> None:
+        # The descriptors ride with the prefix, which the parent reads with recvmsg.
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_array(fds))] if fds else []
+        self.sock.sendmsg([pieces[0]], anc)
+        for fd in fds:
+            os.close(fd)
+        for piece in pieces[1:]:
+            self.sock.sendall(piece)
+
+
+def fd_array(fds: list[int]) -> bytes:
+    return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+
+
+def parse_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors of ``SCM_RIGHTS`` ancillary data."""
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4))
+    return fds
+
+
+def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes: int) -> None:
+    """The child's whole life: set up, load ``fn``, answer calls until the socket closes."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    channel, codec = _Socket(sock), Codec(threshold, max_bytes)
+    fn: Any = None
+    while (msg := channel.receive()) is not None:
+        kind, payload = codec.decode(*msg)
+        if kind == "fn":
+            try:
+                fn = pickle.loads(payload)
+            except BaseException as exc:
+                reply: tuple[Any, ...] = ("err", [], portable(exc), _format(exc))
+            else:
+                reply = ("ok", [])
+        else:
+            reply = _call(fn, payload)
+            del payload  # our views of the input: free its segment before we answer
+        channel.send(*codec.encode(reply))
+        del reply
+    codec.close()
+
+
+def _call(fn: Any, items: list[Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    try:
+        # extend() keeps the results it has when fn raises: they tell where it failed.
+        out.extend(map(fn, items))
+    except BaseException as exc:
+        return ("err", out, portable(exc), _format(exc))
+    return ("ok", out)
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))

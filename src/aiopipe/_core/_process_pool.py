@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import mmap
 import multiprocessing
 import os
 import signal
@@ -30,12 +31,13 @@ from ._errors import AiopipeError
 from ._process_worker import (
     EXIT_NO_MAIN_GUARD,
     RemoteErrorInfo,
+    PROGRESS,
     check_not_bootstrapping,
     fd_array,
     parse_fds,
     worker_main,
 )
-from ._shm import PREFIX, Codec
+from ._shm import PREFIX, Codec, new_segment_fd
 
 __all__ = [
     "ProcessLane",
@@ -130,6 +132,7 @@ class ProcessLane:
         self.sock: socket.socket | None = None
         self.proc: Any = None  # a multiprocessing BaseProcess, once started
         self.busy = False  # a call is in flight: the socket is mid-conversation
+        self.progress: mmap.mmap | None = None  # which element of a slice the worker is on
         self._buf = bytearray(1 << 16)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -156,8 +159,10 @@ class ProcessLane:
             theirs.close()
             if proc.pid is not None:  # started, even if we were cancelled meanwhile
                 self.proc = proc
+        fd = new_segment_fd(PROGRESS.size)
+        self.progress = mmap.mmap(fd, PROGRESS.size)
         self.busy = True
-        await self._send(("fn", fn))
+        await self._send(("fn", fn), extra_fds=[fd])
         done, exc = await self._reply(what="loading the function", count=0)
         self.busy = False
         if exc is not None:
@@ -183,6 +188,8 @@ class ProcessLane:
                 proc.join()
                 proc.close()
             self.codec.close()
+            if self.progress is not None:
+                self.progress.close()
 
     # -- calls ------------------------------------------------------------------------------
     async def call(self, items: list[Any]) -> tuple[list[Any], BaseException | None]:
@@ -190,14 +197,16 @@ class ProcessLane:
         item, its exception)."""
         self.busy = True
         await self._send(("call", items))
-        done, exc = await self._reply(what=f"a slice of {len(items)} elements", count=len(items))
+        done, exc = await self._reply(what="the element named below", count=len(items))
         self.busy = False
         return done, exc
 
     async def _reply(self, *, what: str, count: int) -> tuple[list[Any], BaseException | None]:
         msg = await self._receive()
         if msg is None:
-            raise await self._died(what)
+            at = PROGRESS.unpack_from(self.progress)[0] if count else 0
+            # Placeholders for the elements before the one it died on: their count says where.
+            return [None] * at, await self._died(what)
         if msg[0] == "ok":
             return msg[1], None
         _, done, exc, tb = msg
@@ -223,32 +232,34 @@ class ProcessLane:
         else:
             how = f"exited with status {code}"
         return WorkerProcessError(
-            f"the worker process (pid {self.proc.pid}) of '{self.stage}' {how} while running "
+            f"the worker process (pid {self.proc.pid}) of '{self.stage}' {how} while computing "
             f"{what}: it was killed, ran out of memory or crashed in native code"
         )
 
     # -- the wire ---------------------------------------------------------------------------
-    async def _send(self, obj: Any) -> None:
+    async def _send(self, obj: Any, extra_fds: tuple[int, ...] | list[int] = ()) -> None:
         assert self.sock is not None
         pieces, fds = self.codec.encode(obj)
-        for i, piece in enumerate(pieces):
-            view = memoryview(piece).cast("B")
-            while view:
+        fds += extra_fds
+        views = [memoryview(p).cast("B") for p in pieces]
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_array(fds))] if fds else []
+        try:
+            while views:
                 try:
-                    if i == 0 and fds:
-                        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_array(fds))]
-                        n = self.sock.sendmsg([view], anc)
-                        _close_all(fds)  # the worker has its own copies now
-                        fds = []
-                    else:
-                        n = self.sock.send(view)
+                    n = self.sock.sendmsg(views, anc)  # one system call for the whole message
                 except BlockingIOError:
                     await _wait_writable(self.sock)
                     continue
                 except (BrokenPipeError, ConnectionResetError):
-                    _close_all(fds)
                     return  # the worker is gone: the reply says so
-                view = view[n:]
+                anc = []  # the descriptors went with the first bytes
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if views:
+                    views[0] = views[0][n:]
+        finally:
+            _close_all(fds)  # sent (the worker has its own copies) or not: ours are done
 
     async def _receive(self) -> Any:
         """One decoded message, or None when the worker closed the socket."""

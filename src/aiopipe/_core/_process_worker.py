@@ -9,10 +9,12 @@ as a :class:`RemoteErrorInfo` (type, message, picklable attributes, traceback te
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import pickle
 import signal
 import socket
+import struct
 import sys
 import traceback
 from typing import Any
@@ -21,6 +23,7 @@ from ._shm import PREFIX, Codec
 
 __all__ = [
     "EXIT_NO_MAIN_GUARD",
+    "PROGRESS",
     "RemoteErrorInfo",
     "check_not_bootstrapping",
     "fd_array",
@@ -30,6 +33,7 @@ __all__ = [
 
 # Exit status of a worker whose import of the main module tried to start workers itself.
 EXIT_NO_MAIN_GUARD = 86
+PROGRESS = struct.Struct("<q")  # the index, in the current slice, of the element being computed
 _ANCILLARY = socket.CMSG_SPACE(16 * 4)  # room for a few descriptors per message
 
 
@@ -166,9 +170,15 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     channel, codec = _Socket(sock), Codec(threshold, max_bytes)
     fn: Any = None
+    progress = None
     while (msg := channel.receive()) is not None:
         kind, payload = codec.decode(*msg)
         if kind == "fn":
+            # With fn comes a shared word where we write which element we are on, so that the
+            # parent can name it if we die in the middle of a call.
+            fd = codec.extra_fds.pop()
+            progress = mmap.mmap(fd, PROGRESS.size)
+            os.close(fd)
             try:
                 fn = pickle.loads(payload)
             except BaseException as exc:
@@ -176,18 +186,21 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
             else:
                 reply = ("ok", [])
         else:
-            reply = _call(fn, payload)
+            assert progress is not None
+            reply = _call(fn, payload, progress)
             del payload  # our views of the input: free its segment before we answer
         channel.send(*codec.encode(reply))
         del reply
     codec.close()
 
 
-def _call(fn: Any, items: list[Any]) -> tuple[Any, ...]:
+def _call(fn: Any, items: list[Any], progress: mmap.mmap) -> tuple[Any, ...]:
     out: list[Any] = []
+    pack = PROGRESS.pack_into
     try:
-        # extend() keeps the results it has when fn raises: they tell where it failed.
-        out.extend(map(fn, items))
+        for i, x in enumerate(items):
+            pack(progress, 0, i)
+            out.append(fn(x))
     except BaseException as exc:
         return ("err", out, portable(exc), _format(exc))
     return ("ok", out)

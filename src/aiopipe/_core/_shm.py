@@ -71,6 +71,7 @@ class Codec:
         self._peer: dict[int, mmap.mmap] = {}  # segments the peer made (we view them)
         # Peer segments whose views we dropped; appended by finalisers, in any thread.
         self._released: deque[int] = deque()
+        self.extra_fds: list[int] = []  # descriptors a message carried besides segments
 
     # -- sending ----------------------------------------------------------------------------
     def encode(self, obj: Any) -> tuple[list[bytes | memoryview], list[int]]:
@@ -138,7 +139,9 @@ class Codec:
     def decode(self, head: bytes | memoryview, body: bytes | memoryview, fds: list[int]) -> Any:
         """The object of one message (``head`` and ``body`` may be reused after this returns)."""
         header: Header = pickle.loads(head)
-        for (seg, size), fd in zip(header.new, fds, strict=True):
+        # Descriptors past the new segments' are the caller's (see ``extra_fds``).
+        self.extra_fds.extend(fds[len(header.new) :])
+        for (seg, size), fd in zip(header.new, fds[: len(header.new)], strict=True):
             try:
                 self._peer[seg] = mmap.mmap(fd, size)
             finally:

@@ -112,7 +112,8 @@ class SlowToLoad:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.marker = state["marker"]
-        Path(self.marker).write_text(str(os.getpid()))
+        Path(self.marker + ".tmp").write_text(str(os.getpid()))
+        os.replace(self.marker + ".tmp", self.marker)  # appears with its content
         time.sleep(60)
 
 
@@ -126,6 +127,6 @@ class _Blocker:
         self.marker_dir = marker_dir
 
     def __call__(self, x: int) -> int:
-        Path(self.marker_dir, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+        Path(self.marker_dir, f"{os.getpid()}.pid").touch()
         time.sleep(60)
         return x

@@ -12,10 +12,13 @@ import contextlib
 import mmap
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
@@ -92,20 +95,42 @@ def check_not_bootstrapping() -> None:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    # Our parent is the fork server (which exits with the aiopipe process) or that process.
-    parent = os.getppid()
+    """Exit as soon as the aiopipe process that started us is gone, even in the middle of a call.
+
+    ``PR_SET_PDEATHSIG`` covers a worker whose parent is that process (``spawn``). Under the fork
+    server our parent is the server, which stays up while any worker holds its "alive" pipe, so a
+    daemon thread also waits on the aiopipe process itself (a pidfd where Linux has one).
+    """
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     try:
-        os.kill(parent_pid, 0)  # still there? (it may have died before prctl)
+        pidfd = os.pidfd_open(parent_pid) if hasattr(os, "pidfd_open") else None
     except ProcessLookupError:
-        os._exit(1)
-    if os.getppid() != parent:
-        os._exit(1)
+        os._exit(1)  # it died before we could watch it
+    except OSError:
+        pidfd = None
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid, pidfd), name="aiopipe parent watch", daemon=True
+    ).start()
+
+
+def _watch_parent(parent_pid: int, pidfd: int | None) -> None:
+    if pidfd is not None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll()  # readable once the process has exited
+    else:
+        while True:
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+    os._exit(1)
 
 
 class _Socket:

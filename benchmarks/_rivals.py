@@ -548,7 +548,6 @@ class _W5Items:
 def _w5_torch(workers: int) -> W5System:
     def run(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
         from torch.utils.data import DataLoader
-
         from w5_cpu import BATCH
 
         # DataLoader's own defaults: fork start on Linux, tensors through shared memory.
@@ -561,7 +560,6 @@ def _w5_torch(workers: int) -> W5System:
 
 def _w5_tf(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
     import tensorflow as tf
-
     from w5_cpu import BATCH
 
     shape = fn(items[0]).shape
@@ -583,7 +581,6 @@ def _w5_tf(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, in
 
 def _w5_grain(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
     import grain
-
     from w5_cpu import BATCH
 
     ds = (
@@ -600,7 +597,6 @@ def _w5_spdl(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, 
     from concurrent.futures import ProcessPoolExecutor
 
     from spdl.pipeline import PipelineBuilder
-
     from w5_cpu import BATCH
 
     with ProcessPoolExecutor(2) as pool:

@@ -1,4 +1,4 @@
-"""Run the whole benchmark suite: W1, W2, W2b, W3, W4, W5a, W5b, memory (+ queues and TFRecord if present).
+"""Run the benchmark suite: W1-W5b and memory (+ queues and TFRecord if present).
 
 Writes ``.bench/results.json``, ``.bench/results.md`` and one PNG per workload in ``.bench/``, and
 prints the table. Rivals (torch, tensorflow, ...) appear when installed (``make bench-rivals``);

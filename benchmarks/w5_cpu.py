@@ -164,7 +164,9 @@ def run_one(key: str, *, quick: bool, runs: int | None) -> Workload:
         n = 2_000 if not quick else 200
         fn: Callable[[Any], np.ndarray] = augment
         items: list[Any] = make_jpegs(n)
-        title = f"{n:,} JPEGs ~320x240 -> decode -> crop {CROP} -> flip -> normalise -> batch {BATCH}"
+        title = (
+            f"{n:,} JPEGs ~320x240 -> decode -> crop {CROP} -> flip -> normalise -> batch {BATCH}"
+        )
     else:
         n = 1_500 if not quick else 150
         fn, items = tokenise, make_docs(n)

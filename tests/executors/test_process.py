@@ -15,7 +15,7 @@ import aiopipe as ap
 from aiopipe.executors import ProcessExecutor, RemoteError, WorkerProcessError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _process_fns as fns  # noqa: E402
+import _process_fns as fns
 
 pytestmark = pytest.mark.anyio
 TIMEOUT_S = 60  # worker start-up on a loaded 2-core machine
@@ -45,7 +45,9 @@ async def test_unordered_output_is_complete() -> None:
 async def test_workers_are_persistent_processes_other_than_ours() -> None:
     import os
 
-    pids = await collect(ap.from_iterable(range(400)).map(fns.pid_of, workers=2, executor="process"))
+    pids = await collect(
+        ap.from_iterable(range(400)).map(fns.pid_of, workers=2, executor="process")
+    )
     assert os.getpid() not in pids
     assert 1 <= len(set(pids)) <= 2  # one process per worker for the whole run, not per call
 
@@ -76,7 +78,8 @@ async def test_big_arrays_come_back_as_views_of_shared_memory_and_stay_valid() -
     )
     for i, a in enumerate(out):
         np.testing.assert_array_equal(a, fns.big_array(i))
-        assert a.dtype == np.float32 and a.shape == (50, 1000)
+        assert a.dtype == np.float32
+        assert a.shape == (50, 1000)
         assert not a.flags.owndata  # a view of the segment, not a pickled copy
         a += 1  # ours to change
 
@@ -100,7 +103,8 @@ async def test_arrays_round_trip_in_both_directions(value: np.ndarray) -> None:
         ap.from_iterable([value, value]).map(fns.identity, workers=2, executor="process")
     )
     for got in out:
-        assert got.dtype == value.dtype and got.shape == value.shape
+        assert got.dtype == value.dtype
+        assert got.shape == value.shape
         if value.dtype == object:
             assert got.tolist() == value.tolist()
         else:
@@ -134,14 +138,15 @@ async def test_without_shared_memory_arrays_are_pickled() -> None:
 
 
 async def run_to_error(fn: Any, n: int = 20) -> BaseException:
-    with pytest.raises(Exception) as info:  # noqa: PT011 - each test checks the type itself
+    with pytest.raises(Exception) as info:
         await collect(ap.from_iterable(range(n)).map(fn, workers=2, executor="process"))
     return info.value
 
 
 async def test_plain_error_keeps_type_message_and_names_the_element() -> None:
     exc = await run_to_error(fns.fail_at_5)
-    assert type(exc) is ValueError and str(exc) == "bad element 5"
+    assert type(exc) is ValueError
+    assert str(exc) == "bad element 5"
     assert "aiopipe: raised in stage 'map(fail_at_5)' on element 5" in exc.__notes__
     assert "raise ValueError" in str(exc.__cause__)  # the worker's traceback
 
@@ -161,14 +166,16 @@ async def test_error_whose_init_needs_arguments_keeps_type_message_attrs_and_not
 
 async def test_unpicklable_error_keeps_type_and_message() -> None:
     exc = await run_to_error(fns.fail_holds_lock)
-    assert type(exc) is fns.HoldsLock and str(exc) == "cannot pickle me"
+    assert type(exc) is fns.HoldsLock
+    assert str(exc) == "cannot pickle me"
     assert not hasattr(exc, "lock")
     assert "on element 2" in exc.__notes__[-1]
 
 
 async def test_error_of_a_type_the_parent_cannot_find_is_a_same_named_remote_error() -> None:
     exc = await run_to_error(fns.fail_local_type)
-    assert isinstance(exc, RemoteError) and type(exc).__name__ == "Local"
+    assert isinstance(exc, RemoteError)
+    assert type(exc).__name__ == "Local"
     assert str(exc) == "made inside the function"
     assert "raise Local" in str(exc.__cause__)
 
@@ -176,7 +183,8 @@ async def test_error_of_a_type_the_parent_cannot_find_is_a_same_named_remote_err
 async def test_worker_killed_mid_call_is_a_clear_error_naming_the_element() -> None:
     exc = await run_to_error(fns.die_at_6)
     assert isinstance(exc, WorkerProcessError)
-    assert "was killed by SIGKILL" in str(exc) and "map(die_at_6)" in str(exc)
+    assert "was killed by SIGKILL" in str(exc)
+    assert "map(die_at_6)" in str(exc)
     assert "aiopipe: raised in stage 'map(die_at_6)' on element 6" in exc.__notes__
 
 
@@ -188,4 +196,5 @@ async def test_error_reaches_an_async_for_consumer_after_the_good_elements() -> 
         ) as run:
             async for x in run:
                 got.append(x)
-    assert got == list(range(len(got))) and len(got) <= 5
+    assert got == list(range(len(got)))
+    assert len(got) <= 5

@@ -92,22 +92,29 @@ async def test_outside_cancel_at_any_point_leaves_nothing(delay: float) -> None:
                     pass
 
 
+async def wait_for_file(path: Path) -> None:
+    """Another process writes it: poll (there is no event to wait on across processes)."""
+    for _ in range(TIMEOUT_S * 100):
+        if await anyio.Path(path).exists():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError(f"{path} never appeared")
+
+
 @pytest.mark.anyio
 async def test_outside_cancel_while_workers_load_the_function(tmp_path: Path) -> None:
     marker = tmp_path / "loading"
-    with anyio.fail_after(TIMEOUT_S):
-        with anyio.CancelScope() as scope:
-            async with pipe(fn=fns.SlowToLoad(str(marker)), workers=1).open() as run:
-                async with anyio.create_task_group() as tg:
 
-                    async def cancel_once_loading() -> None:
-                        while not marker.exists():
-                            await anyio.sleep(0.01)
-                        scope.cancel()
+    async def cancel_once_loading(scope: anyio.CancelScope) -> None:
+        await wait_for_file(marker)
+        scope.cancel()
 
-                    tg.start_soon(cancel_once_loading)
-                    async for _ in run:
-                        pass
+    with anyio.fail_after(TIMEOUT_S), anyio.CancelScope() as scope:
+        slow = pipe(fn=fns.SlowToLoad(str(marker)), workers=1)
+        async with slow.open() as run, anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once_loading, scope)
+            async for _ in run:
+                pass
     assert scope.cancelled_caught
     pid = int(marker.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

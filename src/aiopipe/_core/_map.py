@@ -92,7 +92,7 @@ class MapStage(Stage):
         *,
         workers: int,
         ordered: bool,
-        executor: str | Executor | None,
+        executor: str | Executor | ProcessOptions | None,
         name: str | None,
         buffer: int | None,
     ) -> None:

@@ -11,6 +11,7 @@ import anyio
 from ._batch import BatchStage, UnbatchStage
 from ._custom import CustomStage, StageFn
 from ._map import Executor, MapStage
+from ._process_pool import ProcessOptions
 from ._read import ReadStage
 from ._run import RunOpener
 from ._shuffle import ShuffleStage
@@ -54,7 +55,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
     ) -> Pipeline[U]: ...
@@ -65,7 +66,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
     ) -> Pipeline[U]: ...
@@ -75,7 +76,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
     ) -> Pipeline[Any]:

@@ -30,8 +30,8 @@ import anyio
 from ._errors import AiopipeError
 from ._process_worker import (
     EXIT_NO_MAIN_GUARD,
-    RemoteErrorInfo,
     PROGRESS,
+    RemoteErrorInfo,
     check_not_bootstrapping,
     fd_array,
     parse_fds,
@@ -138,7 +138,7 @@ class ProcessLane:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, fn: bytes) -> None:
         check_not_bootstrapping()
-        ctx = multiprocessing.get_context(self.options.method)
+        ctx: Any = multiprocessing.get_context(self.options.method)
         if self.options.method == "forkserver":
             _preload(ctx)
         ours, theirs = socket.socketpair()
@@ -163,7 +163,7 @@ class ProcessLane:
         self.progress = mmap.mmap(fd, PROGRESS.size)
         self.busy = True
         await self._send(("fn", fn), extra_fds=[fd])
-        done, exc = await self._reply(what="loading the function", count=0)
+        _, exc = await self._reply(what="loading the function", count=0)
         self.busy = False
         if exc is not None:
             exc.add_note(f"aiopipe: while loading the function of '{self.stage}' in its worker")
@@ -204,7 +204,7 @@ class ProcessLane:
     async def _reply(self, *, what: str, count: int) -> tuple[list[Any], BaseException | None]:
         msg = await self._receive()
         if msg is None:
-            at = PROGRESS.unpack_from(self.progress)[0] if count else 0
+            at = PROGRESS.unpack_from(self.progress)[0] if count and self.progress else 0
             # Placeholders for the elements before the one it died on: their count says where.
             return [None] * at, await self._died(what)
         if msg[0] == "ok":
@@ -308,13 +308,15 @@ def rebuild(got: BaseException | RemoteErrorInfo) -> BaseException:
     cls = _find(got.module, got.qualname)
     if cls is not None:
         try:
-            exc = cls.__new__(cls, *got.args)
-            exc.args = got.args
-            vars(exc).update(got.state)
-            return exc
+            made: BaseException = cls.__new__(cls, *got.args)
+            made.args = got.args
+            vars(made).update(got.state)
+            return made
         except Exception:
             pass
-    named = type(got.qualname.rsplit(".", 1)[-1], (RemoteError,), {"__module__": got.module})
+    named: type[RemoteError] = type(
+        got.qualname.rsplit(".", 1)[-1], (RemoteError,), {"__module__": got.module}
+    )
     exc = named(got.message)
     for note in got.state.get("__notes__", ()):
         exc.add_note(note)

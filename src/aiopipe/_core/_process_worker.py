@@ -88,7 +88,7 @@ def check_not_bootstrapping() -> None:
         sys.stderr.write(
             "aiopipe: a worker process of map(executor='process') was asked to start worker "
             "processes itself while importing your main module: the script runs its pipeline at "
-            "import time. Put the code that runs it under `if __name__ == \"__main__\":`.\n"
+            'import time. Put the code that runs it under `if __name__ == "__main__":`.\n'
         )
         sys.stderr.flush()
         os._exit(EXIT_NO_MAIN_GUARD)
@@ -182,10 +182,13 @@ def fd_array(fds: list[int]) -> bytes:
 
 def parse_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     """The descriptors of ``SCM_RIGHTS`` ancillary data."""
-    fds = []
+    fds: list[int] = []
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.extend(int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4))
+            fds.extend(
+                int.from_bytes(payload[i : i + 4], sys.byteorder)
+                for i in range(0, len(payload) - 3, 4)
+            )
     return fds
 
 

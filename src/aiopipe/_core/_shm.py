@@ -86,7 +86,11 @@ class Codec:
             return False
 
         body = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
-        segment, layout, new, fds, dropped = None, [], [], [], []
+        segment: int | None = None
+        layout: list[tuple[int, int]] = []
+        new: list[tuple[int, int]] = []
+        fds: list[int] = []
+        dropped: list[int] = []
         if big:
             total = sum(_aligned(b.nbytes) for b in big)
             got = self._allocate(total, dropped)
@@ -110,7 +114,9 @@ class Codec:
 
     def _allocate(self, size: int, dropped: list[int]) -> tuple[int, int | None] | None:
         """A free segment of at least ``size`` bytes (reused, or new with its fd)."""
-        fits = [i for i in self._own_free if size <= len(self._own[i]) <= max(4 * size, MIN_SEGMENT)]
+        fits = [
+            i for i in self._own_free if size <= len(self._own[i]) <= max(4 * size, MIN_SEGMENT)
+        ]
         if fits:
             best = min(fits, key=lambda i: len(self._own[i]))
             self._own_free.remove(best)

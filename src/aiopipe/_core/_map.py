@@ -262,5 +262,6 @@ class _ProcessMap(_ParallelMap):
         self.options = given if isinstance(given, ProcessOptions) else ProcessOptions()
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        async with open_lane(self.fn, self.options, self.stage.name):
+        module = getattr(self.stage.fn, "__module__", None)
+        async with open_lane(self.fn, self.options, self.stage.name, module):
             await super().work(worker, inbox, outbox)

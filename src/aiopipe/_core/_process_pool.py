@@ -108,9 +108,11 @@ def current_lane() -> ProcessLane:
 
 
 @contextlib.asynccontextmanager
-async def open_lane(fn: bytes, options: ProcessOptions, stage: str) -> AsyncIterator[ProcessLane]:
+async def open_lane(
+    fn: bytes, options: ProcessOptions, stage: str, fn_module: str | None = None
+) -> AsyncIterator[ProcessLane]:
     """Start a worker process for the calling task; stop and join it on the way out."""
-    lane = ProcessLane(options, stage)
+    lane = ProcessLane(options, stage, fn_module)
     token = _LANE.set(lane)
     clean = False
     try:
@@ -125,9 +127,10 @@ async def open_lane(fn: bytes, options: ProcessOptions, stage: str) -> AsyncIter
 class ProcessLane:
     """One worker process and the socket to it; one call at a time."""
 
-    def __init__(self, options: ProcessOptions, stage: str) -> None:
+    def __init__(self, options: ProcessOptions, stage: str, fn_module: str | None = None) -> None:
         self.options = options
         self.stage = stage
+        self.fn_module = fn_module  # worth preloading in the fork server
         self.codec = Codec(options.shared_memory_threshold, options.max_shared_bytes)
         self.sock: socket.socket | None = None
         self.proc: Any = None  # a multiprocessing BaseProcess, once started
@@ -140,7 +143,7 @@ class ProcessLane:
         check_not_bootstrapping()
         ctx: Any = multiprocessing.get_context(self.options.method)
         if self.options.method == "forkserver":
-            _preload(ctx)
+            _preload(ctx, self.fn_module)
         ours, theirs = socket.socketpair()
         self.sock = ours
         ours.setblocking(False)
@@ -155,6 +158,13 @@ class ProcessLane:
             # start() may wait for the fork server to come up: not on the event loop. A cancel
             # waits for it (the thread cannot be stopped) and then stop() kills the process.
             await anyio.to_thread.run_sync(proc.start)
+        except (EOFError, ConnectionError) as exc:
+            raise WorkerProcessError(
+                f"the fork server could not start the worker processes of '{self.stage}': it "
+                f"exited while importing your main module or the modules it preloads (see its "
+                f"messages above). If your script runs its pipeline at import time, put that code "
+                f'under `if __name__ == "__main__":`'
+            ) from exc
         finally:
             theirs.close()
             if proc.pid is not None:  # started, even if we were cancelled meanwhile
@@ -163,11 +173,11 @@ class ProcessLane:
         self.progress = mmap.mmap(fd, PROGRESS.size)
         self.busy = True
         await self._send(("fn", fn), extra_fds=[fd])
-        _, exc = await self._reply(what="loading the function", count=0)
+        _, failed = await self._reply(what="loading the function", count=0)
         self.busy = False
-        if exc is not None:
-            exc.add_note(f"aiopipe: while loading the function of '{self.stage}' in its worker")
-            raise exc
+        if failed is not None:
+            failed.add_note(f"aiopipe: while loading the function of '{self.stage}' in its worker")
+            raise failed
 
     async def stop(self, *, kill: bool) -> None:
         """Stop the worker (asking first unless ``kill``), join it, release what it held."""
@@ -336,12 +346,17 @@ def _find(module: str, qualname: str) -> type[BaseException] | None:
 _PRELOADED = False
 
 
-def _preload(ctx: Any) -> None:
-    """Preload aiopipe (and so numpy) in the fork server, if we are the ones to start it."""
+def _preload(ctx: Any, fn_module: str | None) -> None:
+    """What the fork server imports once, if we are the ones to start it, so that each worker
+    forks with it loaded instead of importing it: aiopipe (and numpy), the main module (as
+    multiprocessing recommends: a script's imports, e.g. torch or Pillow), and fn's module."""
     global _PRELOADED
     if not _PRELOADED:
         _PRELOADED = True
-        ctx.set_forkserver_preload(["aiopipe"])
+        wanted = ["__main__", "aiopipe"]
+        if fn_module and fn_module not in ("__main__", "__mp_main__"):
+            wanted.append(fn_module)
+        ctx.set_forkserver_preload(wanted)
 
 
 def _close_all(fds: list[int]) -> None:

@@ -180,6 +180,23 @@ def fd_array(fds: list[int]) -> bytes:
     return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
 
 
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed memory for reuse in this process.
+
+    By default a worker returns its big temporaries (an image's float copies) to the kernel at
+    every free and page-faults them back at the next element: measured on W5a, 540 faults and
+    ~40 % more CPU per image than the same function in the parent. What it keeps is bounded by
+    the function's own peak.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None)
+            libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD: trim the heap only past 512 MiB free
+            libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: blocks below 64 MiB from the heap
+
+
 def parse_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     """The descriptors of ``SCM_RIGHTS`` ancillary data."""
     fds: list[int] = []
@@ -195,6 +212,7 @@ def parse_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes: int) -> None:
     """The child's whole life: set up, load ``fn``, answer calls until the socket closes."""
     _die_with_parent(parent_pid)
+    _keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     channel, codec = _Socket(sock), Codec(threshold, max_bytes)
     fn: Any = None

@@ -32,7 +32,9 @@ __all__ = ["PREFIX", "Codec", "Header", "new_segment_fd"]
 PREFIX = struct.Struct("<II")
 ALIGN = 64  # every buffer starts on a cache line, so numpy sees aligned data
 MIN_SEGMENT = 1 << 20
-MAX_FREE_SEGMENTS = 4  # kept for reuse; beyond that free segments are unmapped
+# Free segments are kept for reuse (mapping fresh memory costs a page fault per 4 KiB on both
+# sides) until the sender owns this much; past it, free ones are unmapped first.
+KEEP_BYTES = 256 << 20
 
 
 class Header(NamedTuple):
@@ -122,9 +124,8 @@ class Codec:
             self._own_free.remove(best)
             return best, None
         cap = max(MIN_SEGMENT, 1 << (size - 1).bit_length())
-        while self._own_free and (
-            len(self._own_free) >= MAX_FREE_SEGMENTS or self._own_bytes + cap > self.max_bytes
-        ):
+        limit = min(self.max_bytes, KEEP_BYTES)
+        while self._own_free and self._own_bytes + cap > limit:
             self._unmap(self._own_free.popleft(), dropped)
         if self._own_bytes + cap > self.max_bytes:
             return None

@@ -16,7 +16,7 @@ import anyio
 
 from ._channel import Inbox, Outbox
 from ._pacer import Pacer
-from ._process_pool import ProcessOptions, current_lane, open_lane
+from ._process_pool import PER_LANE, NoLane, ProcessOptions, SharedLane, current_lane
 from ._shared_input import SharedInput
 from ._stage import (
     DEFAULT_BUFFER,
@@ -105,6 +105,8 @@ class MapStage(Stage):
         self.one_to_one = self.ordered  # output i is made from input i
         self.is_async = is_async_callable(fn)
         self.kind = _executor_kind(executor, self.is_async, fn)
+        if self.kind == "process":
+            self.tasks = PER_LANE * self.workers  # tasks per worker process (_ProcessMap)
         self.executor = executor
         self.name = name if name is not None else f"map({fn_name(fn)})"
 
@@ -253,15 +255,22 @@ class _ParallelMap(Runner):
 
 
 class _ProcessMap(_ParallelMap):
-    """Each worker task owns one worker process for the whole run (``_process_pool``)."""
+    """Worker tasks share worker processes (``_process_pool``): PER_LANE tasks per process, so
+    that each process has its next call queued while the parent takes the last one's results."""
 
     def __init__(self, stage: MapStage) -> None:
         super().__init__(stage)
-        self.fn = pickle.dumps(stage.fn)  # sent once to each worker, at its start
+        # A window slot per task is taken while it computes: leave room for reordering.
+        self.window = anyio.Semaphore(2 * stage.task_count)
+        fn = pickle.dumps(stage.fn)  # sent once to each worker process, at its start
         given = stage.executor
-        self.options = given if isinstance(given, ProcessOptions) else ProcessOptions()
+        options = given if isinstance(given, ProcessOptions) else ProcessOptions()
+        module = getattr(stage.fn, "__module__", None)
+        self.lanes = [SharedLane(fn, options, stage.name, module) for _ in range(stage.workers)]
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        module = getattr(self.stage.fn, "__module__", None)
-        async with open_lane(self.fn, self.options, self.stage.name, module):
-            await super().work(worker, inbox, outbox)
+        try:
+            async with self.lanes[worker // PER_LANE].use():
+                await super().work(worker, inbox, outbox)
+        except NoLane:
+            return  # its other task started it and failed (and reports why), or is done

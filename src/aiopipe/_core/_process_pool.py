@@ -40,16 +40,19 @@ from ._process_worker import (
 from ._shm import PREFIX, Codec, new_segment_fd
 
 __all__ = [
+    "PER_LANE",
     "ProcessLane",
     "ProcessOptions",
     "RemoteError",
     "RemoteTraceback",
     "WorkerProcessError",
+    "NoLane",
+    "SharedLane",
     "current_lane",
-    "open_lane",
 ]
 
 _ANCILLARY = socket.CMSG_SPACE(16 * 4)
+PER_LANE = 2  # map worker tasks per worker process: calls in flight to each
 _STOP_GRACE_S = 5.0  # a worker asked to stop between calls exits at once; then it is killed
 
 
@@ -103,29 +106,67 @@ _LANE: ContextVar[ProcessLane] = ContextVar("aiopipe_process_lane")
 
 
 def current_lane() -> ProcessLane:
-    """The worker process of the calling map worker task (set by :func:`open_lane`)."""
+    """The worker process of the calling map worker task (set by :meth:`SharedLane.use`)."""
     return _LANE.get()
 
 
-@contextlib.asynccontextmanager
-async def open_lane(
-    fn: bytes, options: ProcessOptions, stage: str, fn_module: str | None = None
-) -> AsyncIterator[ProcessLane]:
-    """Start a worker process for the calling task; stop and join it on the way out."""
-    lane = ProcessLane(options, stage, fn_module)
-    token = _LANE.set(lane)
-    clean = False
-    try:
-        await lane.start(fn)
-        yield lane
-        clean = True
-    finally:
-        _LANE.reset(token)
-        await lane.stop(kill=not clean or lane.busy)
+class NoLane(Exception):
+    """The lane a task was to share did not start or is already closed: nothing to do."""
+
+
+class SharedLane:
+    """One worker process shared by ``per_lane`` worker tasks, so that while the parent takes
+    one call's results the worker already has the next call: it is never idle waiting for the
+    event loop. The first task to come starts it, the last to leave stops and joins it."""
+
+    def __init__(
+        self, fn: bytes, options: ProcessOptions, stage: str, fn_module: str | None
+    ) -> None:
+        self.fn = fn
+        self.lane = ProcessLane(options, stage, fn_module)
+        self.users = 0
+        self.state = "new"  # -> "starting" -> "running" | "failed" -> "closed"
+        self.ready = anyio.Event()
+        self.clean = True
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[ProcessLane]:
+        """Use the lane (starting it if we are first); raises :class:`NoLane` if there is none."""
+        if self.state == "closed":
+            raise NoLane
+        self.users += 1
+        try:
+            if self.state == "new":
+                self.state = "starting"
+                try:
+                    await self.lane.start(self.fn)
+                    self.state = "running"
+                finally:
+                    if self.state != "running":
+                        self.state = "failed"
+                    self.ready.set()
+            await self.ready.wait()
+            if self.state != "running":
+                raise NoLane  # the task that started it reports why
+            token = _LANE.set(self.lane)
+            try:
+                yield self.lane
+            finally:
+                _LANE.reset(token)
+        except NoLane:
+            raise
+        except BaseException:
+            self.clean = False
+            raise
+        finally:
+            self.users -= 1
+            if self.users == 0:
+                self.state = "closed"
+                await self.lane.stop(kill=not self.clean or self.lane.in_flight > 0)
 
 
 class ProcessLane:
-    """One worker process and the socket to it; one call at a time."""
+    """One worker process and the socket to it; calls are answered in the order they were sent."""
 
     def __init__(self, options: ProcessOptions, stage: str, fn_module: str | None = None) -> None:
         self.options = options
@@ -134,7 +175,11 @@ class ProcessLane:
         self.codec = Codec(options.shared_memory_threshold, options.max_shared_bytes)
         self.sock: socket.socket | None = None
         self.proc: Any = None  # a multiprocessing BaseProcess, once started
-        self.busy = False  # a call is in flight: the socket is mid-conversation
+        self.in_flight = 0  # calls sent and not answered: the socket is mid-conversation
+        self._send_lock = anyio.Lock()  # one message at a time on the wire
+        self._sent = 0  # calls sent (each call's ticket)
+        self._answered = 0  # replies read: replies come in the order calls were sent
+        self._turns: dict[int, anyio.Event] = {}
         self.progress: mmap.mmap | None = None  # which element of a slice the worker is on
         self._buf = bytearray(1 << 16)
 
@@ -171,10 +216,10 @@ class ProcessLane:
                 self.proc = proc
         fd = new_segment_fd(PROGRESS.size)
         self.progress = mmap.mmap(fd, PROGRESS.size)
-        self.busy = True
+        self.in_flight += 1
         await self._send(("fn", fn), extra_fds=[fd])
         _, failed = await self._reply(what="loading the function", count=0)
-        self.busy = False
+        self.in_flight -= 1
         if failed is not None:
             failed.add_note(f"aiopipe: while loading the function of '{self.stage}' in its worker")
             raise failed
@@ -205,10 +250,22 @@ class ProcessLane:
     async def call(self, items: list[Any]) -> tuple[list[Any], BaseException | None]:
         """``fn`` over ``items`` in the worker: (results, None), or (results before the failing
         item, its exception)."""
-        self.busy = True
-        await self._send(("call", items))
-        done, exc = await self._reply(what="the element named below", count=len(items))
-        self.busy = False
+        self.in_flight += 1
+        async with self._send_lock:
+            ticket = self._sent
+            self._sent += 1
+            await self._send(("call", items))
+        if ticket != self._answered:  # another task's reply comes first: it reads it
+            turn = self._turns[ticket] = anyio.Event()
+            await turn.wait()
+        try:
+            done, exc = await self._reply(what="the element named below", count=len(items))
+        finally:
+            self._answered += 1
+            nxt = self._turns.pop(self._answered, None)
+            if nxt is not None:
+                nxt.set()
+        self.in_flight -= 1
         return done, exc
 
     async def _reply(self, *, what: str, count: int) -> tuple[list[Any], BaseException | None]:

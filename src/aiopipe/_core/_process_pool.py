@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -200,9 +201,7 @@ class ProcessLane:
             daemon=True,
         )
         try:
-            # start() may wait for the fork server to come up: not on the event loop. A cancel
-            # waits for it (the thread cannot be stopped) and then stop() kills the process.
-            await anyio.to_thread.run_sync(proc.start)
+            await _start(proc)
         except (EOFError, ConnectionError) as exc:
             raise WorkerProcessError(
                 f"the fork server could not start the worker processes of '{self.stage}': it "
@@ -414,6 +413,38 @@ def _preload(ctx: Any, fn_module: str | None) -> None:
         if fn_module and fn_module not in ("__main__", "__mp_main__"):
             wanted.append(fn_module)
         ctx.set_forkserver_preload(wanted)
+
+
+async def _start(proc: Any) -> None:
+    """``proc.start()`` in a thread of its own, joined before we return.
+
+    start() may wait for the fork server to come up, so not on the event loop; and not in
+    anyio's thread pool, whose idle threads outlive the run. A cancel waits for it (a thread
+    cannot be stopped; it takes milliseconds once the server is up), then stop() kills the process.
+    """
+    wake_r, wake_w = socket.socketpair()
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            proc.start()
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            wake_w.send(b"x")
+
+    thread = threading.Thread(target=target, name="aiopipe process start", daemon=True)
+    try:
+        with anyio.CancelScope(shield=True):
+            thread.start()
+            await _wait_readable(wake_r)
+            thread.join()
+    finally:
+        wake_r.close()
+        wake_w.close()
+    if failed:
+        raise failed[0]
+    await anyio.lowlevel.checkpoint_if_cancelled()
 
 
 def _close_all(fds: list[int]) -> None:

@@ -1,7 +1,7 @@
 """The worker process of ``map(executor="process")``: receives ``fn`` once, then slices of items.
 
-Runs in the child. It dies with its parent twice over: ``PR_SET_PDEATHSIG`` (Linux) kills it even
-in the middle of a call, and a closed socket (any platform) ends it between calls. Everything it
+Runs in the child. It dies with its parent twice over: a thread watching the parent's pid ends it
+even in the middle of a call, and a closed socket ends it between calls. Everything it
 sends back can be rebuilt in the parent: an exception that cannot be pickled and unpickled travels
 as a :class:`RemoteErrorInfo` (type, message, picklable attributes, traceback text).
 """
@@ -97,16 +97,11 @@ def check_not_bootstrapping() -> None:
 def _die_with_parent(parent_pid: int) -> None:
     """Exit as soon as the aiopipe process that started us is gone, even in the middle of a call.
 
-    ``PR_SET_PDEATHSIG`` covers a worker whose parent is that process (``spawn``). Under the fork
-    server our parent is the server, which stays up while any worker holds its "alive" pipe, so a
-    daemon thread also waits on the aiopipe process itself (a pidfd where Linux has one).
+    A daemon thread waits on that process (a pidfd where Linux has one, else a poll). Not
+    ``PR_SET_PDEATHSIG``: under the fork server our parent is the server, which stays up while a
+    worker lives; under ``spawn`` the signal follows the *thread* that started us, which may end
+    long before the run does.
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     try:
         pidfd = os.pidfd_open(parent_pid) if hasattr(os, "pidfd_open") else None
     except ProcessLookupError:

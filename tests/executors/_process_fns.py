@@ -130,3 +130,7 @@ class _Blocker:
         Path(self.marker_dir, f"{os.getpid()}.pid").touch()
         time.sleep(60)
         return x
+
+
+def returns_lock_at_4(x: int) -> Any:
+    return threading.Lock() if x == 4 else x

@@ -198,3 +198,27 @@ async def test_error_reaches_an_async_for_consumer_after_the_good_elements() -> 
                 got.append(x)
     assert got == list(range(len(got)))
     assert len(got) <= 5
+
+
+def test_executors_package_exports() -> None:
+    assert isinstance(ap.executors.__all__, tuple)
+    assert {"ProcessExecutor", "RemoteError", "WorkerProcessError"} <= set(ap.executors.__all__)
+    assert "executors" in ap.__all__
+    assert issubclass(WorkerProcessError, ap.AiopipeError)
+
+
+async def test_unpicklable_result_fails_its_element() -> None:
+    exc = await run_to_error(fns.returns_lock_at_4)
+    assert isinstance(exc, TypeError)
+    assert "cannot be pickled back to the parent" in exc.__notes__[0]
+    assert "aiopipe: raised in stage 'map(returns_lock_at_4)' on element 4" in exc.__notes__
+
+
+async def test_unpicklable_input_fails_its_element() -> None:
+    import threading
+
+    items: list[Any] = [0, 1, 2, threading.Lock(), 4]
+    with pytest.raises(TypeError) as info:
+        await collect(ap.from_iterable(items).map(fns.identity, workers=2, executor="process"))
+    assert "cannot be pickled for a worker process" in info.value.__notes__[0]
+    assert "aiopipe: raised in stage 'map(identity)' on element 3" in info.value.__notes__

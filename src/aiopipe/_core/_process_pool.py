@@ -36,6 +36,7 @@ from ._process_worker import (
     check_not_bootstrapping,
     fd_array,
     parse_fds,
+    unpicklable_at,
     worker_main,
 )
 from ._shm import PREFIX, Codec, new_segment_fd
@@ -249,23 +250,29 @@ class ProcessLane:
     async def call(self, items: list[Any]) -> tuple[list[Any], BaseException | None]:
         """``fn`` over ``items`` in the worker: (results, None), or (results before the failing
         item, its exception)."""
+        try:
+            message = self.codec.encode(("call", items))
+        except Exception as unsendable:
+            unsendable.add_note("aiopipe: this element cannot be pickled for a worker process")
+            # Placeholders for the elements before it: their count says which one failed.
+            return [None] * unpicklable_at(items), unsendable
         self.in_flight += 1
         async with self._send_lock:
             ticket = self._sent
             self._sent += 1
-            await self._send(("call", items))
+            await self._send_message(*message)
         if ticket != self._answered:  # another task's reply comes first: it reads it
             turn = self._turns[ticket] = anyio.Event()
             await turn.wait()
         try:
-            done, exc = await self._reply(what="the element named below", count=len(items))
+            reply = await self._reply(what="the element named below", count=len(items))
         finally:
             self._answered += 1
             nxt = self._turns.pop(self._answered, None)
             if nxt is not None:
                 nxt.set()
         self.in_flight -= 1
-        return done, exc
+        return reply
 
     async def _reply(self, *, what: str, count: int) -> tuple[list[Any], BaseException | None]:
         msg = await self._receive()
@@ -304,9 +311,11 @@ class ProcessLane:
 
     # -- the wire ---------------------------------------------------------------------------
     async def _send(self, obj: Any, extra_fds: tuple[int, ...] | list[int] = ()) -> None:
-        assert self.sock is not None
         pieces, fds = self.codec.encode(obj)
-        fds += extra_fds
+        await self._send_message(pieces, [*fds, *extra_fds])
+
+    async def _send_message(self, pieces: list[bytes | memoryview], fds: list[int]) -> None:
+        assert self.sock is not None
         views = [memoryview(p).cast("B") for p in pieces]
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_array(fds))] if fds else []
         try:

@@ -31,6 +31,7 @@ __all__ = [
     "check_not_bootstrapping",
     "fd_array",
     "parse_fds",
+    "unpicklable_at",
     "worker_main",
 ]
 
@@ -230,9 +231,29 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
             assert progress is not None
             reply = _call(fn, payload, progress)
             del payload  # our views of the input: free its segment before we answer
-        channel.send(*codec.encode(reply))
+        channel.send(*_encode(codec, reply))
         del reply
     codec.close()
+
+
+def _encode(codec: Codec, reply: tuple[Any, ...]) -> tuple[list[bytes | memoryview], list[int]]:
+    """The reply as a message; a result that cannot be pickled fails its element instead."""
+    try:
+        return codec.encode(reply)
+    except Exception as exc:
+        done, at = reply[1], unpicklable_at(reply[1])
+        exc.add_note("aiopipe: fn returned a value that cannot be pickled back to the parent")
+        return codec.encode(("err", done[:at], portable(exc), _format(exc)))
+
+
+def unpicklable_at(items: list[Any]) -> int:
+    """The index of the first item that cannot be pickled (``len(items)`` if none)."""
+    for i, x in enumerate(items):
+        try:
+            pickle.dumps(x, protocol=5, buffer_callback=lambda b: False)
+        except Exception:
+            return i
+    return len(items)
 
 
 def _call(fn: Any, items: list[Any], progress: mmap.mmap) -> tuple[Any, ...]:

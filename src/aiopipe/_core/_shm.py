@@ -56,6 +56,13 @@ def new_segment_fd(size: int) -> int:
     return fd
 
 
+def _map(fd: int, size: int) -> mmap.mmap:
+    """Map a whole segment with its pages already in place (``MAP_POPULATE`` where there is
+    one): one system call instead of a page fault per 4 KiB at first touch, on each side."""
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    return mmap.mmap(fd, size, flags=flags)
+
+
 def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
@@ -132,7 +139,7 @@ class Codec:
         fd = new_segment_fd(cap)
         seg = self._next_id
         self._next_id += 1
-        self._own[seg] = mmap.mmap(fd, cap)
+        self._own[seg] = _map(fd, cap)
         self._own_bytes += cap
         return seg, fd
 
@@ -150,7 +157,7 @@ class Codec:
         self.extra_fds.extend(fds[len(header.new) :])
         for (seg, size), fd in zip(header.new, fds[: len(header.new)], strict=True):
             try:
-                self._peer[seg] = mmap.mmap(fd, size)
+                self._peer[seg] = _map(fd, size)
             finally:
                 os.close(fd)
         self._own_free.extend(header.freed)

@@ -589,7 +589,8 @@ def _w5_grain(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float,
         .to_iter_dataset()
         .mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
     )
-    with _joined_threads(), _closing_iter(ds) as it:
+    # Its multiprocessing pool's handler threads take a few seconds to wind down after close().
+    with _joined_threads(timeout=30.0), _closing_iter(ds) as it:
         return _w5_sum(it)
 
 

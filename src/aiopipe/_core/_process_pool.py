@@ -51,6 +51,7 @@ __all__ = [
     "NoLane",
     "SharedLane",
     "current_lane",
+    "worked_s",
 ]
 
 _ANCILLARY = socket.CMSG_SPACE(16 * 4)
@@ -105,6 +106,16 @@ class RemoteTraceback(Exception):
 
 
 _LANE: ContextVar[ProcessLane] = ContextVar("aiopipe_process_lane")
+
+
+# Seconds the worker spent on the calling task's last slice (per task: two tasks share a lane).
+_WORKED: ContextVar[float | None] = ContextVar("aiopipe_process_worked", default=None)
+
+
+def worked_s(default: float) -> float:
+    """How long the worker computed the calling task's last slice (``default`` if unknown)."""
+    got = _WORKED.get()
+    return default if got is None else got
 
 
 def current_lane() -> ProcessLane:
@@ -281,6 +292,7 @@ class ProcessLane:
             # Placeholders for the elements before the one it died on: their count says where.
             return [None] * at, await self._died(what)
         if msg[0] == "ok":
+            _WORKED.set(msg[2])
             return msg[1], None
         _, done, exc, tb = msg
         exc = rebuild(exc)

@@ -226,7 +226,7 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
             except BaseException as exc:
                 reply: tuple[Any, ...] = ("err", [], portable(exc), _format(exc))
             else:
-                reply = ("ok", [])
+                reply = ("ok", [], 0.0)
         else:
             assert progress is not None
             reply = _call(fn, payload, progress)
@@ -259,13 +259,16 @@ def unpicklable_at(items: list[Any]) -> int:
 def _call(fn: Any, items: list[Any], progress: mmap.mmap) -> tuple[Any, ...]:
     out: list[Any] = []
     pack = PROGRESS.pack_into
+    t0 = time.perf_counter()
     try:
         for i, x in enumerate(items):
             pack(progress, 0, i)
             out.append(fn(x))
     except BaseException as exc:
         return ("err", out, portable(exc), _format(exc))
-    return ("ok", out)
+    # The time the slice took here: the parent sizes slices by it (its own clock also counts
+    # the wait behind the other call in flight).
+    return ("ok", out, time.perf_counter() - t0)
 
 
 def _format(exc: BaseException) -> str:

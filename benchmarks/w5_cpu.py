@@ -10,12 +10,15 @@ is checked against it (sum and count of every batch). The crop and flip of eleme
 ``(SEED, i)``, so every system computes the same arrays whatever runs where.
 
     python benchmarks/w5_cpu.py [--quick] [--runs R] [--json PATH] [--chart DIR]
+    python benchmarks/w5_cpu.py --compare W5a|W5b N ROUNDS    (interleaved rounds: a busy machine)
 """
 
 from __future__ import annotations
 
 import io
+import statistics
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -211,7 +214,43 @@ def run_b(*, quick: bool = False, runs: int | None = None) -> Workload:
     return run_one("W5b", quick=quick, runs=runs)
 
 
+def compare(key: str, n: int, rounds: int) -> None:
+    """The main systems in interleaved rounds (sequential, thread, process, DataLoader(2) if
+    installed), so that a shared machine's load changes hit them alike; prints medians."""
+    fn, items = (augment, make_jpegs(n)) if key == "W5a" else (tokenise, make_docs(n))
+    systems: dict[str, Callable[[], Result]] = {
+        "sequential loop": lambda: sequential(fn, items),
+        'aiopipe executor="thread", workers=2': lambda: aiopipe_run("thread", 2)(fn, items),
+        'aiopipe executor="process", workers=2': lambda: aiopipe_run("process", 2)(fn, items),
+    }
+    rivals = _rivals.w5_systems()
+    if "torch DataLoader(num_workers=2)" in rivals:
+        dl2 = rivals["torch DataLoader(num_workers=2)"]
+        systems["torch DataLoader(num_workers=2)"] = lambda: dl2(fn, items)
+    expected = sequential(fn, items)
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for name, system in systems.items():  # warm-up, and a check of every result
+        got = system()
+        check_equal(f"{key} {name} samples", got[1], n)
+        check_close(f"{key} {name} sum", got[0], expected[0], rel=1e-9)
+    for _ in range(rounds):
+        for name, system in systems.items():
+            t0 = time.perf_counter()
+            system()
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["sequential loop"])
+    print(f"{key}: {n} items, medians of {rounds} interleaved rounds")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {name:40s} {n / med:8.1f} items/s  {base / med:.2f}x sequential")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--compare"]:  # --compare W5a|W5b N ROUNDS
+        compare(argv[1], int(argv[2]), int(argv[3]))
+        return 0
+
     def both(**kw: Any) -> Workload:
         a, b = run_a(**kw), run_b(**kw)
         a.rows += b.rows

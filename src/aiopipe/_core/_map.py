@@ -21,6 +21,7 @@ from ._process_pool import (
     NoLane,
     ProcessOptions,
     SharedLane,
+    check_supported,
     current_lane,
     worked_s,
 )
@@ -136,6 +137,7 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> 
                 f"{fn_name(fn)} is async: drop executor= to await it on the loop"
             )
         if executor != "thread":
+            check_supported()
             try:
                 pickle.dumps(fn)
             except Exception as exc:

@@ -54,7 +54,8 @@ __all__ = [
     "worked_s",
 ]
 
-_ANCILLARY = socket.CMSG_SPACE(16 * 4)
+# Room for a few descriptors per message (0 where there is no SCM_RIGHTS: see check_supported).
+_ANCILLARY = socket.CMSG_SPACE(16 * 4) if hasattr(socket, "CMSG_SPACE") else 0
 PER_LANE = 2  # map worker tasks per worker process: calls in flight to each
 _STOP_GRACE_S = 5.0  # a worker asked to stop between calls exits at once; then it is killed
 
@@ -84,6 +85,15 @@ class ProcessOptions:
         if self.start_method is not None:
             return self.start_method
         return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def check_supported() -> None:
+    """Refuse, when the pipeline is built, a platform without descriptor passing (Windows)."""
+    if not hasattr(socket, "sendmsg") or not hasattr(socket, "CMSG_SPACE"):
+        raise ValueError(
+            "map(executor='process') needs a POSIX system (Linux, macOS): it passes shared memory "
+            "between processes over Unix sockets; use executor='thread' here"
+        )
 
 
 class WorkerProcessError(AiopipeError):

@@ -38,7 +38,8 @@ __all__ = [
 # Exit status of a worker whose import of the main module tried to start workers itself.
 EXIT_NO_MAIN_GUARD = 86
 PROGRESS = struct.Struct("<q")  # the index, in the current slice, of the element being computed
-_ANCILLARY = socket.CMSG_SPACE(16 * 4)  # room for a few descriptors per message
+# Room for a few descriptors per message (0 where there is no SCM_RIGHTS: see check_supported).
+_ANCILLARY = socket.CMSG_SPACE(16 * 4) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class RemoteErrorInfo:

@@ -89,7 +89,7 @@ class ProcessOptions:
 
 def check_supported() -> None:
     """Refuse, when the pipeline is built, a platform without descriptor passing (Windows)."""
-    if not hasattr(socket, "sendmsg") or not hasattr(socket, "CMSG_SPACE"):
+    if not hasattr(socket.socket, "sendmsg") or not hasattr(socket, "CMSG_SPACE"):
         raise ValueError(
             "map(executor='process') needs a POSIX system (Linux, macOS): it passes shared memory "
             "between processes over Unix sockets; use executor='thread' here"

@@ -1,14 +1,16 @@
 """The parent side of ``map(executor="process")``: one worker process per map worker, per run.
 
-Each worker task of the stage owns a :class:`ProcessLane` for the whole run: the process starts
-when the task starts (``fn`` is sent once, at start-up), takes one slice of items per call, and is
-stopped and joined when the task ends, whatever ends it (end of input, an error, a cancel, even
-during start-up). Messages go over a socket pair that the event loop waits on directly (no thread
-per call); big buffers go through shared memory (:mod:`._shm`).
+Each of the stage's N workers is one process (a :class:`ProcessLane`) for the whole run, shared
+by PER_LANE worker tasks (:class:`SharedLane`) so that it always has its next slice queued: the
+first task to come starts it (``fn`` is sent once, at start-up), the last to leave stops and joins
+it, whatever ends the run (end of input, an error, a cancel, even during start-up). Messages go
+over a socket pair that the event loop waits on directly (no thread per call), replies in call
+order; big buffers go through shared memory (:mod:`._shm`).
 
 Processes come from multiprocessing's ``forkserver`` (where there is one) or ``spawn``: both are
-safe in a parent that has threads, unlike ``fork``. The fork server is started once per parent,
-with aiopipe and numpy preloaded, so that a run's workers start in milliseconds.
+safe in a parent that has threads, unlike ``fork``. The fork server is started once per parent
+(it and multiprocessing's resource tracker stay until the parent exits), with the main module,
+aiopipe and ``fn``'s module preloaded, so that a run's workers start in milliseconds.
 """
 
 from __future__ import annotations

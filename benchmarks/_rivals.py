@@ -683,3 +683,112 @@ def w8_systems() -> dict[str, Callable[[str], W8Result]]:
             ("google.protobuf", "protobuf (upb) per record: tfrecord.read + parse", w8_upb_read),
         ]
     )
+
+
+# -- W5: CPU-bound loading (W5a JPEG augment, W5b pure-Python tokeniser) -------------------------
+
+W5System = Callable[[Callable[[Any], np.ndarray], list[Any]], tuple[float, int]]
+
+
+def _w5_sum(batches: Iterable[Any]) -> tuple[float, int]:
+    total, count = 0.0, 0
+    for batch in batches:
+        arr = np.asarray(batch)
+        total += float(arr.sum(dtype=np.float64))
+        count += len(arr)
+    return total, count
+
+
+class _W5Items:
+    """A map-style dataset (DataLoader, Grain): item ``i`` is ``fn(items[i])``; picklable."""
+
+    def __init__(self, fn: Callable[[Any], np.ndarray], items: list[Any]) -> None:
+        self.fn, self.items = fn, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.fn(self.items[i])
+
+
+def _w5_torch(workers: int) -> W5System:
+    def run(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
+        from torch.utils.data import DataLoader
+        from w5_cpu import BATCH
+
+        # DataLoader's own defaults: fork start on Linux, tensors through shared memory.
+        loader = DataLoader(_W5Items(fn, items), batch_size=BATCH, num_workers=workers)
+        with _joined_threads():
+            return _w5_sum(b.numpy() for b in loader)
+
+    return run
+
+
+def _w5_tf(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
+    import tensorflow as tf
+    from w5_cpu import BATCH
+
+    shape = fn(items[0]).shape
+    dtype = fn(items[0]).dtype
+
+    def load(i: Any) -> Any:
+        out = tf.numpy_function(lambda j: fn(items[int(j)]), [i], tf.as_dtype(dtype))
+        out.set_shape(shape)
+        return out
+
+    ds = (
+        tf.data.Dataset.range(len(items))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(BATCH)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return _w5_sum(b.numpy() for b in ds)
+
+
+def _w5_grain(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
+    import grain
+    from w5_cpu import BATCH
+
+    ds = (
+        grain.MapDataset.source(_W5Items(fn, items))
+        .batch(BATCH)
+        .to_iter_dataset()
+        .mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
+    )
+    # Its multiprocessing pool's handler threads take a few seconds to wind down after close().
+    with _joined_threads(timeout=30.0), _closing_iter(ds) as it:
+        return _w5_sum(it)
+
+
+def _w5_spdl(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float, int]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from spdl.pipeline import PipelineBuilder
+    from w5_cpu import BATCH
+
+    with ProcessPoolExecutor(2) as pool:
+        pipeline = (
+            PipelineBuilder()
+            .add_source(_async_items(items))
+            .pipe(fn, concurrency=2, executor=pool)
+            .aggregate(BATCH)
+            .pipe(np.stack)
+            .add_sink(4)
+            .build(num_threads=2)
+        )
+        with pipeline.auto_stop():
+            return _w5_sum(pipeline)
+
+
+def w5_systems() -> dict[str, W5System]:
+    """W5 systems: ``fn(map_fn, items) -> (sum, samples)`` over batches of 64 ``map_fn(item)``."""
+    return _installed(
+        [
+            ("torch", "torch DataLoader(num_workers=0)", _w5_torch(0)),
+            ("torch", "torch DataLoader(num_workers=2)", _w5_torch(2)),
+            ("tensorflow", "tf.data map(numpy_function, AUTOTUNE)", _w5_tf),
+            ("grain", "Grain mp_prefetch(num_workers=2)", _w5_grain),
+            ("spdl", "SPDL pipe(process pool of 2)", _w5_spdl),
+        ]
+    )

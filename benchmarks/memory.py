@@ -7,7 +7,8 @@ pipeline holds the same buffers whatever the length of its input, so the growth 
 plain generator chain doing the same work shows the noise floor.
 
 Pipeline: ``from_iterable(range(n))`` -> ``map(make 1 KiB array, workers=2, thread)`` ->
-``shuffle(1024)`` -> ``batch(64)`` -> ``map(normalise)`` -> ``prefetch(4)``; the consumer sums.
+``shuffle(1024)`` -> ``batch(64)`` -> ``map(normalise)`` -> ``prefetch(4)``; the consumer sums. The
+``executor="process"`` row runs the first map in worker processes and adds their sampled peak.
 
     python benchmarks/memory.py [--quick] [--runs R] [--json PATH] [--chart DIR]
 """
@@ -46,14 +47,14 @@ def expected(n: int) -> float:
     return (cycles * (255 * 256 // 2) + rest * (rest - 1) // 2) * SIZE / 255
 
 
-def run_aiopipe(n: int, sync: bool) -> float:
+def run_aiopipe(n: int, sync: bool, executor: str = "thread") -> float:
     import anyio
 
     import aiopipe as ap
 
     pipe = (
         ap.from_iterable(range(n))
-        .map(make, workers=2, executor="thread")
+        .map(make, workers=2, executor=executor)
         .shuffle(1024, seed=0)
         .batch(64)
         .map(normalise)
@@ -92,10 +93,52 @@ def child(system: str, n: int) -> None:
 
     if system == "generators":
         total = run_generators(n)
+    elif system == "process":
+        with WorkersRss() as workers:
+            total = run_aiopipe(n, sync=False, executor="process")
+        check_close(f"memory {system} sum", total, expected(n), rel=1e-5)
+        print(json.dumps({"maxrss_mb": peak_rss_mb() + workers.peak_mb}))
+        return
     else:
         total = run_aiopipe(n, sync=system == "iter_sync")
     check_close(f"memory {system} sum", total, expected(n), rel=1e-5)
     print(json.dumps({"maxrss_mb": peak_rss_mb()}))
+
+
+class WorkersRss:
+    """Samples the summed RSS of our worker processes (children of the fork server) every 10 ms.
+
+    Their peak is added to the parent's: shared-memory pages count on both sides, as ``ps`` does.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> WorkersRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.01):
+            total = 0
+            for p in me.children(recursive=True):
+                try:
+                    if "resource_tracker" not in " ".join(p.cmdline()) and p.ppid() != me.pid:
+                        total += p.memory_info().rss  # workers: the fork server's children
+                except psutil.Error:
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
 
 
 def peak_rss_mb() -> float:
@@ -128,6 +171,7 @@ def peak_mb(system: str, n: int) -> float:
 SYSTEMS = {
     "aiopipe async for": "async",
     "aiopipe iter_sync": "iter_sync",
+    'aiopipe map(executor="process") (parent + workers)': "process",
     "generator chain (baseline)": "generators",
 }
 

@@ -448,3 +448,45 @@ def test_iter_sync_raises_at_exit_an_error_the_loop_never_asked_for(backend: str
         assert started.wait(10)
         stats = it.stats()  # a round trip to the loop: the pump has had its turn
         assert stats is not None
+
+
+async def test_process_workers_are_gone_after_a_cancel_during_start_up() -> None:
+    """Defect 7: workers still starting were orphaned on trio, reaped only by GC on asyncio."""
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    with anyio.move_on_after(0.05):
+        await ap.from_iterable(range(100)).map(abs, workers=2, executor="process").collect()
+    def workers() -> list[Any]:
+        # multiprocessing's fork server and resource tracker live as long as this process, by
+        # design; the workers they start must not.
+        helpers = ("forkserver", "resource_tracker")
+        return [
+            p
+            for p in me.children(recursive=True)
+            if not any(h in " ".join(p.cmdline()) for h in helpers)
+        ]
+
+    with anyio.fail_after(10):
+        while workers():  # noqa: ASYNC110 - polling another process
+            await anyio.sleep(0.01)
+
+
+class NeedsTwo(Exception):
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code {code}: {detail}")
+        self.code = code
+
+
+def needs_two(x: int) -> int:
+    if x == 5:
+        raise NeedsTwo(7, "bad")
+    return x
+
+
+async def test_exception_with_a_custom_init_survives_a_process_worker() -> None:
+    """Defect 13: it came back as a TypeError from unpickling, with no element note."""
+    with anyio.fail_after(60), pytest.raises(Exception) as info:
+        await ap.from_iterable(range(10)).map(needs_two, executor="process").collect()
+    assert type(info.value).__name__ == "NeedsTwo"
+    assert "code 7: bad" in str(info.value)
+    assert any("on element 5" in n for n in info.value.__notes__)

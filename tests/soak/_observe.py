@@ -71,7 +71,9 @@ class Observer:
             names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in threads)
             problems.append(f"thread left after exit: {names}")
         procs = [
-            p for p in psutil.Process().children(recursive=True) if p.pid not in self._children
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in self._children and not _multiprocessing_helper(p)
         ]
         alive = [p for p in procs if _alive(p)]
         if alive:
@@ -104,6 +106,16 @@ class Observer:
         if text.strip():
             problems.append(f"stderr: {text.strip()[:300]!r}")
         return problems
+
+
+def _multiprocessing_helper(p: psutil.Process) -> bool:
+    """multiprocessing's fork server and resource tracker: they live as long as the process that
+    started them, by design (the workers they start are checked: they are children too)."""
+    try:
+        cmd = " ".join(p.cmdline())
+    except psutil.Error:
+        return False
+    return "forkserver" in cmd or "resource_tracker" in cmd
 
 
 def _alive(p: psutil.Process) -> bool:

@@ -17,6 +17,15 @@ import anyio
 from ._channel import Inbox, Outbox
 from ._pacer import Pacer
 from ._policy import RAISE, ErrorPolicy, StageErrors, apply_with_policy
+from ._process_pool import (
+    PER_LANE,
+    NoLane,
+    ProcessOptions,
+    SharedLane,
+    check_supported,
+    current_lane,
+    worked_s,
+)
 from ._shared_input import SharedInput
 from ._stage import (
     RunContext,
@@ -32,8 +41,9 @@ from ._threads import ThreadPool
 
 __all__ = ["Executor", "MapStage"]
 
-# Time one slice may take, per way of running it: long enough to amortise the hop.
-BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.02, "custom": 0.05}
+# Time one slice may take, per way of running it: long enough to amortise the hop (a process
+# slice is timed by its worker: what it waits for in the parent does not count).
+BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.04, "custom": 0.05}
 # A sync fn whose calls take longer than this leaves the event loop for a thread: the loop must
 # not stall for more than a few milliseconds unless the user asked for inline.
 OFFLOAD_S = 0.002
@@ -107,7 +117,7 @@ class MapStage(Stage):
         *,
         workers: int,
         ordered: bool,
-        executor: str | Executor | None,
+        executor: str | Executor | ProcessOptions | None,
         name: str | None,
         buffer: int | None,
         errors: ErrorPolicy = RAISE,
@@ -121,6 +131,8 @@ class MapStage(Stage):
         self.one_to_one = self.ordered and errors.on_error == "raise"  # output i from input i
         self.is_async = is_async_callable(fn)
         self.kind = _executor_kind(executor, self.is_async, fn, self.workers)
+        if self.kind == "process":
+            self.tasks = PER_LANE * self.workers  # tasks per worker process (_ProcessMap)
         self.executor = executor
         self.errors = errors
         self.name = name if name is not None else f"map({fn_name(fn)})"
@@ -129,6 +141,8 @@ class MapStage(Stage):
         errs = ctx.errors.for_stage(self, self.name, self.errors)
         if self.workers == 1 and self.kind in ("inline", "auto"):
             return _SerialMap(self, ctx.threads, errs)
+        if self.kind == "process":
+            return _ProcessMap(self, ctx.threads, errs)
         return _ParallelMap(self, ctx.threads, errs)
 
 
@@ -143,13 +157,14 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any], wor
         return "thread" if workers > 1 else "auto"
     if executor == "inline":
         return "inline"
-    if executor in ("thread", "process"):
+    if executor in ("thread", "process") or isinstance(executor, ProcessOptions):
         if is_async:
             raise ValueError(
                 f"map(executor={executor!r}) runs sync functions off the event loop; "
                 f"{fn_name(fn)} is async: drop executor= to await it on the loop"
             )
-        if executor == "process":
+        if executor != "thread":
+            check_supported()
             try:
                 pickle.dumps(fn)
             except Exception as exc:
@@ -157,7 +172,7 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any], wor
                     f"map(executor='process') needs a picklable fn (a module-level function); "
                     f"{fn_name(fn)!r} cannot be pickled: {exc}"
                 ) from None
-        return str(executor)
+        return "thread" if executor == "thread" else "process"
     if isinstance(executor, Executor):
         return "custom"
     raise ValueError(
@@ -246,7 +261,6 @@ class _ParallelMap(Runner):
         self.done: dict[int, tuple[int, list[Any]]] = {}
         self.next_out = 0
         self.draining = False
-        self.limiter = anyio.CapacityLimiter(stage.workers)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -272,11 +286,15 @@ class _ParallelMap(Runner):
             if isinstance(res, _Failed):
                 annotate(res.exc, self.stage.name, base + res.offset)
                 raise res.exc
-            pacer.record(len(items), time.perf_counter() - t0)
+            pacer.record(len(items), self._cost(t0))
             if windowed:
                 await self._emit_in_order(base, len(items), res, outbox)
             else:
                 await outbox.send(res)
+
+    def _cost(self, t0: float) -> float:
+        """What the slice that started at ``t0`` cost, for the pacer."""
+        return time.perf_counter() - t0
 
     async def _enter_window(self, outbox: Outbox) -> None:
         if self.window.value:
@@ -294,7 +312,8 @@ class _ParallelMap(Runner):
         if stage.kind in ("thread", "auto"):
             return await _in_thread(self.threads, fn, items)
         if stage.kind == "process":
-            return await anyio.to_process.run_sync(apply_slice, fn, items, limiter=self.limiter)
+            done, exc = await current_lane().call(items)
+            return done if exc is None else _Failed(done, exc)
         return await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
 
     async def _emit_in_order(self, base: int, taken: int, out: list[Any], outbox: Outbox) -> None:
@@ -310,3 +329,29 @@ class _ParallelMap(Runner):
                 await outbox.send(ready)
         finally:
             self.draining = False
+
+
+class _ProcessMap(_ParallelMap):
+    """Worker tasks share worker processes (``_process_pool``): PER_LANE tasks per process, so
+    that each process has its next call queued while the parent takes the last one's results."""
+
+    def __init__(self, stage: MapStage, threads: ThreadPool, errs: StageErrors) -> None:
+        super().__init__(stage, threads, errs)
+        # A window slot per task is taken while it computes: leave room for reordering.
+        self.window = anyio.Semaphore(2 * stage.task_count)
+        fn = pickle.dumps(stage.fn)  # sent once to each worker process, at its start
+        given = stage.executor
+        options = given if isinstance(given, ProcessOptions) else ProcessOptions()
+        module = getattr(stage.fn, "__module__", None)
+        self.lanes = [SharedLane(fn, options, stage.name, module) for _ in range(stage.workers)]
+
+    def _cost(self, t0: float) -> float:
+        # The worker's own time: ours also counts the wait behind the other call in flight.
+        return worked_s(default=super()._cost(t0))
+
+    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+        try:
+            async with self.lanes[worker // PER_LANE].use():
+                await super().work(worker, inbox, outbox)
+        except NoLane:
+            return  # its other task started it and failed (and reports why), or is done

@@ -12,6 +12,7 @@ from ._batch import BatchStage, UnbatchStage
 from ._custom import CustomStage, StageFn
 from ._map import Executor, MapStage
 from ._policy import policy
+from ._process_pool import ProcessOptions
 from ._read import ReadStage
 from ._run import RunOpener
 from ._shuffle import ShuffleStage
@@ -55,7 +56,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
         on_error: str = "raise",
@@ -70,7 +71,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
         on_error: str = "raise",
@@ -84,7 +85,7 @@ class Pipeline(Generic[T]):
         *,
         workers: int = 1,
         ordered: bool = True,
-        executor: str | Executor | None = None,
+        executor: str | Executor | ProcessOptions | None = None,
         name: str | None = None,
         buffer: int | None = None,
         on_error: str = "raise",

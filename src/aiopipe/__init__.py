@@ -7,6 +7,7 @@ The public names live here; the code lives in ``aiopipe._core`` (pipeline engine
 from __future__ import annotations
 
 from . import decode as decode
+from . import executors as executors
 from . import readers as readers
 from . import tfrecord as tfrecord
 from ._core._collate import collate as collate
@@ -54,6 +55,7 @@ __all__ = (
     "SyncIterator",
     "collate",
     "decode",
+    "executors",
     "from_arrays",
     "from_files",
     "from_iterable",

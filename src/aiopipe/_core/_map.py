@@ -36,7 +36,10 @@ BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.02, "custom": 0.05}
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs ``fn(*args)`` somewhere else (a cluster, a pool) and returns its result."""
+    """Runs ``fn(*args)`` somewhere else (a cluster, a pool) and returns its result.
+
+    An executor may have a ``chunk`` attribute: an int fixes how many elements each call carries.
+    """
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
@@ -182,6 +185,8 @@ class _ParallelMap(Runner):
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         pacer = Pacer(BUDGET_S[self.stage.kind])
+        chunk = getattr(self.stage.executor, "chunk", None)  # an executor's fixed slice size
+        chunk = chunk if isinstance(chunk, int) and chunk > 0 else None
         # Unordered, a worker holds one slice at a time and sends it as soon as it is done, so the
         # window could never fill; skipping it saves an event-loop round trip per slice, which is
         # most of the overhead of a many-in-flight async map (W2b).
@@ -189,7 +194,7 @@ class _ParallelMap(Runner):
         while True:
             if windowed:
                 await self._enter_window(outbox)
-            got = await self.input.take(inbox, pacer.size)
+            got = await self.input.take(inbox, chunk or pacer.size)
             if got is None:
                 if windowed:
                     self.window.release()
@@ -227,7 +232,11 @@ class _ParallelMap(Runner):
         elif stage.kind == "process":
             res = await anyio.to_process.run_sync(apply_slice, fn, items, limiter=self.limiter)
         else:
-            res = await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
+            try:
+                res = await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
+            except Exception as exc:
+                annotate(exc, stage.name, base)  # the executor lost the call: name its first element
+                raise
         if isinstance(res, _Failed):
             annotate(res.exc, stage.name, base + res.offset)
             raise res.exc

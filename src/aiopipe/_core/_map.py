@@ -234,8 +234,8 @@ class _ParallelMap(Runner):
         else:
             try:
                 res = await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
-            except Exception as exc:
-                annotate(exc, stage.name, base)  # the executor lost the call: name its first element
+            except Exception as exc:  # the executor lost the call: name its first element
+                annotate(exc, stage.name, base)
                 raise
         if isinstance(res, _Failed):
             annotate(res.exc, stage.name, base + res.offset)

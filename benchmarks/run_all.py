@@ -1,4 +1,4 @@
-"""Run the whole benchmark suite: W1-W5, memory (+ queues and TFRecord if present).
+"""Run the whole benchmark suite: W1-W4, W7, memory (+ queues and TFRecord if present).
 
 Writes ``.bench/results.json``, ``.bench/results.md`` and one PNG per workload in ``.bench/``, and
 prints the table. Rivals (torch, tensorflow, ...) appear when installed (``make bench-rivals``);
@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
 )
 
 # Our workloads: a failure here (a wrong result, a crash) makes the run fail.
-OWN = ["W1", "W2", "W2b", "W3", "W4", "W5", "memory"]
+OWN = ["W1", "W2", "W2b", "W3", "W4", "W7", "memory"]
 # Written by others, run when present; their failures are reported, not fatal.
 EXTERNAL = {"queues": "bench_queues", "tfrecord": "bench_tfrecord"}
 
@@ -131,7 +131,7 @@ OWN_RUNNERS: dict[str, Callable[[bool], Workload]] = {
     "W2b": lambda q: run_module("w2b_slow_storage", q),
     "W3": lambda q: run_module("w3_overlap", q),
     "W4": lambda q: run_module("w4_shutdown", q),
-    "W5": lambda q: run_module("w5_ray", q),
+    "W7": lambda q: run_module("w7_ray", q),
     "memory": lambda q: run_module("memory", q),
 }
 

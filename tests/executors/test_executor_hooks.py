@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,3 +56,23 @@ def test_missing_ray_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
         ap.executors.RayExecutor()
     with pytest.raises(ImportError, match=r"pip install 'aiopipe\[ray\]'"):
         ap.executors.RayActorExecutor(dict, num_actors=1)
+
+
+def test_ray_is_never_started_from_a_worker_thread() -> None:
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    seen: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            ap.executors.RayExecutor()
+        except RuntimeError as exc:
+            seen.append(exc)
+
+    worker = threading.Thread(target=make)
+    worker.start()
+    worker.join(timeout=30)
+    assert len(seen) == 1
+    assert "must be created in the main thread" in str(seen[0])
+    assert not ray.is_initialized()

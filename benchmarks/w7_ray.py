@@ -1,4 +1,4 @@
-"""W5 scale-out: CPU-bound map work inline, on executor="process" and on Ray (2 workers each).
+"""W7 scale-out: CPU-bound map work inline, on executor="process" and on Ray (2 workers each).
 
 400 elements of 20 ms of pure-Python CPU work each (the GIL is held, so threads cannot help) run
 through ``from_iterable(...).map(burn, workers=2, executor=...)``: inline (one core), on the local
@@ -8,7 +8,7 @@ costs: the overhead per element is the wall time per element minus the ideal ``w
 Also reported: Ray's startup time and the memory of the processes it starts. Ray's workers run at
 niceness 0 here (Ray's default is 15), the process pool's priority.
 
-    python benchmarks/w5_ray.py [--quick] [--runs R] [--json PATH] [--chart DIR]
+    python benchmarks/w7_ray.py [--quick] [--runs R] [--json PATH] [--chart DIR]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def tree_rss_mb() -> float:
 def run(*, quick: bool = False, runs: int | None = None) -> Workload:
     runs = runs or (1 if quick else 3)
     sizes = QUICK_SIZES if quick else SIZES
-    w = Workload("W5", f"CPU-bound map on {WORKERS} workers: inline, process, Ray (s per run)")
+    w = Workload("W7", f"CPU-bound map on {WORKERS} workers: inline, process, Ray (s per run)")
     w.params = {"sizes_ms_elements": sizes, "runs": runs, "workers": WORKERS}
     ray_ex = start_ray(w, quick)
     try:
@@ -122,7 +122,7 @@ def measure_size(w: Workload, ms: int, n: int, runs: int, ray_ex: Any) -> None:
 
     def check(out: list[int]) -> None:
         if len(out) != n or out[:3] != expected:
-            raise AssertionError(f"W5: wrong output ({len(out)} of {n})")
+            raise AssertionError(f"W7: wrong output ({len(out)} of {n})")
 
     systems: dict[str, Any] = {"inline": None, "process": "process"}
     if ray_ex is not None:

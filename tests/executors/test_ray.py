@@ -216,6 +216,28 @@ async def test_a_worker_killed_once_is_retried_and_nothing_is_lost(
     assert (tmp_path / "killed").exists()
 
 
+def nap(x: int) -> int:
+    import time
+
+    time.sleep(0.01)
+    return x
+
+
+@pytest.mark.anyio
+async def test_calls_carry_about_50_ms_of_measured_work(executor: RayExecutor) -> None:
+    with RayExecutor() as adaptive:
+        assert adaptive.chunk is None  # nothing measured yet: the stage starts small
+        await run_all(ap.from_iterable(range(300)).map(square, workers=2, executor=adaptive))
+        cheap = adaptive.chunk
+    with RayExecutor() as adaptive:
+        await run_all(ap.from_iterable(range(30)).map(nap, workers=2, executor=adaptive))
+        slow = adaptive.chunk
+    assert cheap is not None
+    assert cheap > 100  # microseconds of work: big calls
+    assert slow is not None
+    assert 1 <= slow <= 5  # >= 10 ms of work each: 50 ms is 5 at most
+
+
 def test_iter_sync_runs_the_loop_in_a_thread(executor: RayExecutor) -> None:
     pipe = ap.from_iterable(range(50)).map(square, workers=2, executor=executor)
     with pipe.iter_sync() as it:

@@ -38,7 +38,8 @@ BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.02, "custom": 0.05}
 class Executor(Protocol):
     """Runs ``fn(*args)`` somewhere else (a cluster, a pool) and returns its result.
 
-    An executor may have a ``chunk`` attribute: an int fixes how many elements each call carries.
+    An executor may have a ``chunk`` attribute: an int sets how many elements the next call carries
+    (read before every call, so it may adapt); ``None`` leaves it to the stage.
     """
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
@@ -142,6 +143,12 @@ def _executor_kind(executor: object, is_async: bool, fn: Callable[..., Any]) -> 
     )
 
 
+def _executor_chunk(executor: object) -> int | None:
+    """The slice size an executor asks for, if any."""
+    chunk = getattr(executor, "chunk", None)
+    return chunk if isinstance(chunk, int) and chunk > 0 else None
+
+
 class _SerialMap(Runner):
     """One inline worker: no reordering, no locks."""
 
@@ -185,8 +192,6 @@ class _ParallelMap(Runner):
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         pacer = Pacer(BUDGET_S[self.stage.kind])
-        chunk = getattr(self.stage.executor, "chunk", None)  # an executor's fixed slice size
-        chunk = chunk if isinstance(chunk, int) and chunk > 0 else None
         # Unordered, a worker holds one slice at a time and sends it as soon as it is done, so the
         # window could never fill; skipping it saves an event-loop round trip per slice, which is
         # most of the overhead of a many-in-flight async map (W2b).
@@ -194,7 +199,7 @@ class _ParallelMap(Runner):
         while True:
             if windowed:
                 await self._enter_window(outbox)
-            got = await self.input.take(inbox, chunk or pacer.size)
+            got = await self.input.take(inbox, _executor_chunk(self.stage.executor) or pacer.size)
             if got is None:
                 if windowed:
                     self.window.release()

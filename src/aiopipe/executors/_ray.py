@@ -1,8 +1,8 @@
 """Run a ``map`` stage on a Ray cluster: ``RayExecutor`` (tasks) and ``RayActorExecutor`` (actors).
 
 ``map(fn, workers=K, executor=RayExecutor())`` keeps K remote calls in flight, each carrying a
-slice of elements (sized by the stage for ~50 ms of work, or fixed by ``chunk=``), so Ray's
-~1 ms of driver time per call is spread over many elements. How the pieces fit:
+slice of elements (``chunk=``, or ~50 ms of work from the per-element time measured on the
+workers), so Ray's ~1 ms of driver time per call is spread over many elements. How the pieces fit:
 
 - **Connecting.** Ray must be initialised from the main thread (a node started from another
   thread dies seconds later), and a pipeline may run on ``iter_sync``'s background thread. So the
@@ -30,6 +30,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -45,6 +46,9 @@ IMPORT_HINT = (
     "aiopipe: the Ray workers cannot import the module of the map's function: install it there, "
     "or pass runtime_env={'working_dir': ...} or {'py_modules': [...]} to the executor"
 )
+# Work one call should carry when chunk= is not given: Ray costs ~1 ms of driver time per call.
+CALL_BUDGET_S = 0.05
+MAX_CHUNK = 4096
 # How long a cancelled task may take to notice its KeyboardInterrupt before its worker is killed.
 CANCEL_GRACE_S = 1.0
 # How long leaving a run waits for a cancelled call to be confirmed stopped.
@@ -96,12 +100,14 @@ def _disconnect(ray: ModuleType) -> None:
             ray.shutdown()
 
 
-def run_remote(fn: Callable[..., Any], /, *args: Any) -> Any:
-    """On the worker: ``fn(*args)``, with any exception made portable for the trip back."""
+def run_remote(fn: Callable[..., Any], /, *args: Any) -> tuple[Any, float]:
+    """On the worker: ``fn(*args)`` (any exception made portable) and the seconds it took."""
+    t0 = time.perf_counter()
     try:
-        return carry(fn(*args))
+        out = carry(fn(*args))
     except Exception as exc:
-        return _Raised(Carried(exc))
+        out = _Raised(Carried(exc))
+    return out, time.perf_counter() - t0
 
 
 class _Raised:
@@ -131,7 +137,9 @@ class _ActorHost:
     def ready(self) -> _Raised | None:
         return self.failed
 
-    def call(self, apply: Callable[..., Any], fn: Callable[..., Any], /, *args: Any) -> Any:
+    def call(
+        self, apply: Callable[..., Any], fn: Callable[..., Any], /, *args: Any
+    ) -> tuple[Any, float]:
         return run_remote(apply, functools.partial(fn, self.obj), *args)
 
 
@@ -156,6 +164,28 @@ class _RayBase:
     _ray: ModuleType
     _owned: bool = False
     _is_actor_call = False
+    _fixed: int | None = None
+    _cost = 0.0  # seconds of remote work per element, smoothed; 0 until measured
+
+    @property
+    def chunk(self) -> int | None:
+        """Elements per call: ``chunk=``, else ~50 ms of the remote work measured so far.
+
+        Measured on the worker, so time spent queued in the cluster (more calls in flight than
+        CPUs) does not shrink the calls. ``None`` until the first call returns (the stage starts
+        small and grows).
+        """
+        if self._fixed is not None:
+            return self._fixed
+        if self._cost <= 0.0:
+            return None
+        return max(1, min(MAX_CHUNK, int(CALL_BUDGET_S / self._cost)))
+
+    def _learn(self, args: tuple[Any, ...], seconds: float) -> None:
+        n = len(args[-1]) if args and isinstance(args[-1], list) else 0
+        if n:
+            per = seconds / n
+            self._cost = per if self._cost == 0.0 else 0.7 * self._cost + 0.3 * per
 
     def _start(self, address: str | None, runtime_env: Mapping[str, Any] | None) -> None:
         self._ray = _import_ray()
@@ -178,7 +208,7 @@ class _RayBase:
     ) -> None:
         self.close()
 
-    async def _wait(self, ref: Any) -> Any:
+    async def _wait(self, ref: Any, args: tuple[Any, ...]) -> Any:
         """The result of ``ref``, awaited without a thread; cancelled remotely if we are."""
         fut = ref.future()
         done = anyio.Event()
@@ -190,7 +220,7 @@ class _RayBase:
             with anyio.CancelScope(shield=True):
                 await self._cancel(ref, done)
             raise
-        return self._unpack(fut)
+        return self._unpack(fut, args)
 
     async def _cancel(self, ref: Any, done: anyio.Event) -> None:
         ray = self._ray
@@ -203,9 +233,9 @@ class _RayBase:
         with anyio.move_on_after(CANCEL_WAIT_S):
             await done.wait()
 
-    def _unpack(self, fut: Any) -> Any:
+    def _unpack(self, fut: Any, args: tuple[Any, ...]) -> Any:
         try:
-            res = fut.result()
+            res, seconds = fut.result()
         except self._ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
             if isinstance(cause, BaseException):
@@ -217,6 +247,7 @@ class _RayBase:
             raise
         if isinstance(res, _Raised):
             raise res.carried.restore()
+        self._learn(args, seconds)
         exc = getattr(res, "exc", None)
         if isinstance(exc, Carried):
             res.exc = exc.restore()
@@ -230,7 +261,8 @@ class RayExecutor(_RayBase):
     here, owned by this executor and stopped by ``close()``). Ray must be created from the main
     thread, so this connects at construction. ``runtime_env``: Ray's runtime environment for the
     tasks (``{"pip": [...], "working_dir": ...}``); aiopipe itself must be importable there.
-    ``chunk``: elements per remote call (default: adaptive, ~50 ms of work per call).
+    ``chunk``: elements per remote call (default: adaptive, ~50 ms of remote work per call; use
+    one executor per map stage, since it learns the cost of the stage's function).
     ``remote_options``: Ray's task options (``num_cpus=``, ``max_retries=``, ``resources=``...).
     """
 
@@ -242,7 +274,7 @@ class RayExecutor(_RayBase):
         chunk: int | None = None,
         **remote_options: Any,
     ) -> None:
-        self.chunk = _check_chunk(chunk)
+        self._fixed = _check_chunk(chunk)
         ray = _import_ray()
         options = dict(remote_options)
         if runtime_env is not None:
@@ -256,7 +288,7 @@ class RayExecutor(_RayBase):
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """``fn(*args)`` as a Ray task; the original exception if it raised."""
-        return await self._wait(self._task.remote(fn, *args))
+        return await self._wait(self._task.remote(fn, *args), args)
 
 
 class RayActorExecutor(_RayBase):
@@ -288,7 +320,7 @@ class RayActorExecutor(_RayBase):
             raise ValueError(
                 f"RayActorExecutor(num_actors=) must be an int >= 1, got {num_actors!r}"
             )
-        self.chunk = _check_chunk(chunk)
+        self._fixed = _check_chunk(chunk)
         self.cls = cls
         ray = _import_ray()
         actor_cls = ray.remote(_ActorHost).options(**dict(actor_options or {}))
@@ -317,7 +349,7 @@ class RayActorExecutor(_RayBase):
         i = min(range(len(self._actors)), key=self._load.__getitem__)
         self._load[i] += 1
         try:
-            return await self._wait(self._actors[i].call.remote(fn, *args))
+            return await self._wait(self._actors[i].call.remote(fn, *args), args)
         finally:
             self._load[i] -= 1
 

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Workload, have, standalone, time_runs, timed_workload
+from _common import Timing, Workload, have, standalone, timed_workload
 
 import aiopipe as ap
 
@@ -127,30 +127,38 @@ def measure_size(w: Workload, ms: int, n: int, runs: int, ray_ex: Any) -> None:
     systems: dict[str, Any] = {"inline": None, "process": "process"}
     if ray_ex is not None:
         systems["Ray"] = ray_ex
-    base = None
-    for name, executor in systems.items():
-        t = time_runs(
-            lambda e=executor: run_map(n, fn, e),
-            runs=runs,
-            check=check,
-            # Warm up on a few elements: starts the pool's processes, imports fn on Ray's workers.
-            warmup=0 if executor is None else 1,
-            warmup_fn=lambda e=executor: run_map(2 * WORKERS, fn, e),
-        )
-        label = f"{name} {ms} ms x {n}"
-        if base is None:
-            base = t.median
-            w.add_seconds(label, t, metric=f"{ms} ms/element")
-            w.note(f"{ms} ms/element: measured {base / n * 1000:.2f} ms/element inline")
-            continue
-        speedup = base / t.median
-        kw: dict[str, Any] = {"ratio": speedup, "ratio_to": "x inline"}
+    for executor in systems.values():
+        if executor is not None:  # starts the pool's processes, imports fn on Ray's workers
+            run_map(2 * WORKERS, fn, executor)
+    wall: dict[str, list[float]] = {name: [] for name in systems}
+    cpu: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(runs):
+        # Round robin, so that a change in the machine's load hits every system alike.
+        for name, executor in systems.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = run_map(n, fn, executor)
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+            check(out)
+    base = Timing(tuple(wall["inline"])).median
+    w.note(f"{ms} ms/element: measured {base / n * 1000:.2f} ms/element inline")
+    for name, samples in wall.items():
+        t = Timing(tuple(samples))
+        kw: dict[str, Any] = {}
+        if name != "inline":
+            kw = {"ratio": base / t.median, "ratio_to": "x inline"}
         if name == "Ray" and ms == SIZES[0][0]:
-            kw |= {"target": f">= {TARGET}x inline", "met": speedup >= TARGET}
-        w.add_seconds(label, t, metric=f"{ms} ms/element", **kw)
-        # What each element costs beyond a perfect split of the inline work over the workers.
+            kw |= {"target": f">= {TARGET}x inline", "met": base / t.median >= TARGET}
+        w.add_seconds(f"{name} {ms} ms x {n}", t, metric=f"{ms} ms/element", **kw)
+        if name == "inline":
+            continue
+        # Beyond a perfect split of the inline work over the workers; and what the driver spent.
         overhead = (t.median - base / WORKERS) / n * 1000
-        w.note(f"{name} at {ms} ms: {speedup:.2f}x inline, {overhead:.2f} ms/element overhead")
+        driver = Timing(tuple(cpu[name])).median / n * 1000
+        w.note(
+            f"{name} at {ms} ms: {base / t.median:.2f}x inline, {overhead:.2f} ms/element "
+            f"overhead (wall), driver CPU {driver:.3f} ms/element"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -247,10 +247,11 @@ class _RayBase:
             raise
         if isinstance(res, _Raised):
             raise res.carried.restore()
-        self._learn(args, seconds)
         exc = getattr(res, "exc", None)
-        if isinstance(exc, Carried):
+        if isinstance(exc, Carried):  # fn failed part-way: its time says nothing per element
             res.exc = exc.restore()
+        else:
+            self._learn(args, seconds)
         return res
 
 

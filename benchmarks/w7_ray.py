@@ -64,7 +64,8 @@ def run_map(n: int, fn: Any, executor: Any) -> list[int]:
     return out
 
 
-def tree_rss_mb() -> float:
+def tree_rss_mb() -> tuple[float, int]:
+    """Resident memory of the processes this one started (Ray's), and how many there are."""
     import psutil
 
     procs = psutil.Process().children(recursive=True)
@@ -74,7 +75,7 @@ def tree_rss_mb() -> float:
             total += p.memory_info().rss
         except psutil.Error:
             continue
-    return total / 2**20
+    return total / 2**20, len(procs)
 
 
 def run(*, quick: bool = False, runs: int | None = None) -> Workload:
@@ -112,7 +113,8 @@ def start_ray(w: Workload, quick: bool) -> Any:
     startup = time.perf_counter() - t0
     w.add("Ray local startup", "startup", "s", startup, higher_is_better=False)
     if have("psutil"):
-        w.add("Ray processes (RSS)", "memory", "MB", tree_rss_mb(), higher_is_better=False)
+        mb, count = tree_rss_mb()
+        w.add(f"Ray's {count} processes (RSS)", "memory", "MB", mb, higher_is_better=False)
     return ex
 
 

@@ -20,7 +20,8 @@ workers), so Ray's ~1 ms of driver time per call is spread over many elements. H
 - **Errors.** The worker sends exceptions through :mod:`._portable`, so the driver re-raises the
   original type with its message, attributes and notes (custom ``__init__`` included) and the
   remote traceback as ``__cause__``; a ``RayTaskError`` is unwrapped to its ``.cause``. Ray's own
-  failures (a worker killed mid-call, an actor that died) are raised as they are, with a note.
+  failures (a worker killed mid-call, an actor that died) are raised as they are; the stage's note
+names the first element of the lost call.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _import_ray() -> ModuleType:
     return ray
 
 
-def _connect(ray: ModuleType, address: str | None, runtime_env: Mapping[str, Any] | None) -> bool:
+def _connect(ray: ModuleType, address: str | None) -> bool:
     """Make sure Ray is initialised; True when this call started (and so owns) the connection."""
     global _owners
     with _lock:
@@ -85,8 +86,6 @@ def _connect(ray: ModuleType, address: str | None, runtime_env: Mapping[str, Any
         options: dict[str, Any] = {"address": target}
         if target == "local":
             options["include_dashboard"] = False
-        if runtime_env is not None:
-            options["runtime_env"] = dict(runtime_env)
         ray.init(**options)
         _owners = 1
         return True
@@ -187,9 +186,9 @@ class _RayBase:
             per = seconds / n
             self._cost = per if self._cost == 0.0 else 0.7 * self._cost + 0.3 * per
 
-    def _start(self, address: str | None, runtime_env: Mapping[str, Any] | None) -> None:
+    def _start(self, address: str | None) -> None:
         self._ray = _import_ray()
-        self._owned = _connect(self._ray, address, runtime_env)
+        self._owned = _connect(self._ray, address)
 
     def close(self) -> None:
         """Stop the local Ray this executor started (shared ones are left running)."""
@@ -282,7 +281,7 @@ class RayExecutor(_RayBase):
             options["runtime_env"] = dict(runtime_env)
         # Ray validates option names and values here: a typo fails now, not in the run.
         self._task = ray.remote(run_remote).options(**options)
-        self._start(address, None)
+        self._start(address)
 
     def __repr__(self) -> str:
         return f"RayExecutor(chunk={self.chunk})"
@@ -325,7 +324,7 @@ class RayActorExecutor(_RayBase):
         self.cls = cls
         ray = _import_ray()
         actor_cls = ray.remote(_ActorHost).options(**dict(actor_options or {}))
-        self._start(None, None)
+        self._start(None)
         self._actors = [actor_cls.remote(cls, args, kwargs) for _ in range(num_actors)]
         self._load = [0] * num_actors
         try:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import operator
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -107,6 +109,19 @@ def run_remote(fn: Callable[..., Any], /, *args: Any) -> tuple[Any, float]:
     except Exception as exc:
         out = _Raised(Carried(exc))
     return out, time.perf_counter() - t0
+
+
+def run_packed(head: bytes, /, *rest: Any) -> tuple[Any, float]:
+    """On the worker: ``run_remote(*head, *rest)``, ``head`` pickled (and unpickled) once."""
+    call = _HEADS.get(head)
+    if call is None:
+        if len(_HEADS) >= 64:
+            _HEADS.clear()
+        call = _HEADS[head] = pickle.loads(head)
+    return run_remote(*call, *rest)
+
+
+_HEADS: dict[bytes, tuple[Any, ...]] = {}  # per worker process: pickled heads already loaded
 
 
 class _Raised:
@@ -280,7 +295,8 @@ class RayExecutor(_RayBase):
         if runtime_env is not None:
             options["runtime_env"] = dict(runtime_env)
         # Ray validates option names and values here: a typo fails now, not in the run.
-        self._task = ray.remote(run_remote).options(**options)
+        self._task = ray.remote(run_packed).options(**options)
+        self._head: tuple[tuple[Any, ...], bytes] | None = None
         self._start(address)
 
     def __repr__(self) -> str:
@@ -288,7 +304,19 @@ class RayExecutor(_RayBase):
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """``fn(*args)`` as a Ray task; the original exception if it raised."""
-        return await self._wait(self._task.remote(fn, *args), args)
+        # The leading functions (map's apply_slice and fn) are pickled once, the data every call.
+        k = 0
+        while k < len(args) and callable(args[k]):
+            k += 1
+        head = self._pickled((fn, *args[:k]))
+        return await self._wait(self._task.remote(head, *args[k:]), args)
+
+    def _pickled(self, head: tuple[Any, ...]) -> bytes:
+        """``head`` (callables only) pickled once while the same objects come."""
+        last = self._head
+        if last is None or len(last[0]) != len(head) or any(map(operator.is_not, last[0], head)):
+            self._head = last = (head, bytes(self._ray.cloudpickle.dumps(head)))
+        return last[1]
 
 
 class RayActorExecutor(_RayBase):

@@ -87,6 +87,8 @@ def run(*, quick: bool = False, runs: int | None = None) -> Workload:
     try:
         for ms, n in sizes:
             measure_size(w, ms, n, runs, ray_ex)
+        if ray_ex is not None:
+            measure_waiting(w, runs, ray_ex)
     finally:
         if ray_ex is not None:
             ray_ex.close()
@@ -161,6 +163,32 @@ def measure_size(w: Workload, ms: int, n: int, runs: int, ray_ex: Any) -> None:
             f"{name} at {ms} ms: {base / t.median:.2f}x inline, {overhead:.2f} ms/element "
             f"overhead (wall), driver CPU {driver:.3f} ms/element"
         )
+
+
+def wait_20ms(x: int) -> int:
+    time.sleep(0.02)
+    return x
+
+
+def measure_waiting(w: Workload, runs: int, ray_ex: Any) -> None:
+    """Elements that wait 20 ms without the CPU: what the executor costs, whatever the load."""
+    n = 200
+    ideal = n * 0.02 / WORKERS
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = run_map(n, wait_20ms, ray_ex)
+        samples.append(time.perf_counter() - t0)
+        if out != list(range(n)):
+            raise AssertionError("W7: wrong output of wait_20ms")
+    t = Timing(tuple(samples))
+    w.add_seconds(
+        f"Ray 20 ms waits x {n}",
+        t,
+        metric="20 ms waits",
+        ratio=ideal / t.median,
+        ratio_to="of ideal",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,13 +182,8 @@ def measure_waiting(w: Workload, runs: int, ray_ex: Any) -> None:
         if out != list(range(n)):
             raise AssertionError("W7: wrong output of wait_20ms")
     t = Timing(tuple(samples))
-    w.add_seconds(
-        f"Ray 20 ms waits x {n}",
-        t,
-        metric="20 ms waits",
-        ratio=ideal / t.median,
-        ratio_to="of ideal",
-    )
+    label = f"Ray 20 ms waits x {n}"
+    w.add_seconds(label, t, metric="20 ms waits", ratio=ideal / t.median, ratio_to="of ideal")
 
 
 def main(argv: list[str] | None = None) -> int:

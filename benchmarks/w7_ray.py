@@ -3,9 +3,10 @@
 400 elements of 20 ms of pure-Python CPU work each (the GIL is held, so threads cannot help) run
 through ``from_iterable(...).map(burn, executor=...)``: inline (one core), on the local process
 pool (``workers=2``) and on a local Ray of 2 CPUs with ``RayExecutor()`` (``workers=4``: two calls
-queued per Ray worker, so a round trip to Ray never leaves one idle). The target: Ray >= 1.5x inline on this
-2-core machine (2.0x is the ceiling). Smaller work sizes (5 ms, 1 ms) show what a remote call
-costs: the overhead per element is the wall time per element minus the ideal ``work / 2``.
+queued per Ray worker, so a round trip to Ray never leaves one idle). The target: Ray >= 1.5x
+inline on this 2-core machine (2.0x is the ceiling). Smaller work sizes (5 ms, 1 ms) show what a
+remote call costs: the overhead per element is the wall time per element minus the ideal
+``work / 2``.
 Also reported: Ray's startup time and the memory of the processes it starts. Ray's workers run at
 niceness 0 here (Ray's default is 15), the process pool's priority.
 

@@ -224,7 +224,7 @@ def nap(x: int) -> int:
 
 
 @pytest.mark.anyio
-async def test_calls_carry_about_50_ms_of_measured_work(executor: RayExecutor) -> None:
+async def test_calls_carry_about_200_ms_of_measured_work(executor: RayExecutor) -> None:
     with RayExecutor() as adaptive:
         assert adaptive.chunk is None  # nothing measured yet: the stage starts small
         await run_all(ap.from_iterable(range(3000)).map(square, workers=2, executor=adaptive))
@@ -235,7 +235,7 @@ async def test_calls_carry_about_50_ms_of_measured_work(executor: RayExecutor) -
     assert cheap is not None
     assert cheap > 20  # microseconds of work: big calls (thousands when the machine is quiet)
     assert slow is not None
-    assert 1 <= slow <= 5  # >= 10 ms of work each: 50 ms is 5 at most
+    assert 1 <= slow <= 20  # >= 10 ms of work each: 200 ms is 20 at most
 
 
 def test_iter_sync_runs_the_loop_in_a_thread(executor: RayExecutor) -> None:

@@ -1,8 +1,9 @@
 """Run a ``map`` stage on a Ray cluster: ``RayExecutor`` (tasks) and ``RayActorExecutor`` (actors).
 
 ``map(fn, workers=K, executor=RayExecutor())`` keeps K remote calls in flight, each carrying a
-slice of elements (``chunk=``, or ~50 ms of work from the per-element time measured on the
-workers), so Ray's ~1 ms of driver time per call is spread over many elements. How the pieces fit:
+slice of elements (``chunk=``, or ~200 ms of work from the per-element time measured on the
+workers), so Ray's cost per call (ms of CPU in the driver and again in the worker) is spread over
+many elements. How the pieces fit:
 
 - **Connecting.** Ray must be initialised from the main thread (a node started from another
   thread dies seconds later), and a pipeline may run on ``iter_sync``'s background thread. So the
@@ -49,8 +50,10 @@ IMPORT_HINT = (
     "aiopipe: the Ray workers cannot import the module of the map's function: install it there, "
     "or pass runtime_env={'working_dir': ...} or {'py_modules': [...]} to the executor"
 )
-# Work one call should carry when chunk= is not given: Ray costs ~1 ms of driver time per call.
-CALL_BUDGET_S = 0.05
+# Work one call should carry when chunk= is not given. A Ray call costs ~1-5 ms of CPU in the
+# driver and again in the worker (measured on 2 cores: calls of one 20 ms element took 60 % more
+# worker CPU than calls of eight).
+CALL_BUDGET_S = 0.2
 MAX_CHUNK = 4096
 # How long a cancelled task may take to notice its KeyboardInterrupt before its worker is killed.
 CANCEL_GRACE_S = 1.0
@@ -183,7 +186,7 @@ class _RayBase:
 
     @property
     def chunk(self) -> int | None:
-        """Elements per call: ``chunk=``, else ~50 ms of the remote work measured so far.
+        """Elements per call: ``chunk=``, else ~200 ms of the remote work measured so far.
 
         Measured on the worker, so time spent queued in the cluster (more calls in flight than
         CPUs) does not shrink the calls. ``None`` until the first call returns (the stage starts
@@ -276,7 +279,7 @@ class RayExecutor(_RayBase):
     here, owned by this executor and stopped by ``close()``). Ray must be created from the main
     thread, so this connects at construction. ``runtime_env``: Ray's runtime environment for the
     tasks (``{"pip": [...], "working_dir": ...}``); aiopipe itself must be importable there.
-    ``chunk``: elements per remote call (default: adaptive, ~50 ms of remote work per call; use
+    ``chunk``: elements per remote call (default: adaptive, ~200 ms of remote work per call; use
     one executor per map stage, since it learns the cost of the stage's function).
     ``remote_options``: Ray's task options (``num_cpus=``, ``max_retries=``, ``resources=``...).
     """

@@ -456,6 +456,7 @@ async def test_process_workers_are_gone_after_a_cancel_during_start_up() -> None
     me = psutil.Process()
     with anyio.move_on_after(0.05):
         await ap.from_iterable(range(100)).map(abs, workers=2, executor="process").collect()
+
     def workers() -> list[Any]:
         # multiprocessing's fork server and resource tracker live as long as this process, by
         # design; the workers they start must not.

@@ -51,7 +51,11 @@ OFFLOAD_S = 0.002
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs ``fn(*args)`` somewhere else (a cluster, a pool) and returns its result."""
+    """Runs ``fn(*args)`` somewhere else (a cluster, a pool) and returns its result.
+
+    An executor may have a ``chunk`` attribute: an int sets how many elements the next call carries
+    (read before every call, so it may adapt); ``None`` leaves it to the stage.
+    """
 
     async def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
@@ -191,6 +195,12 @@ async def _in_thread(threads: ThreadPool, fn: Callable[[Any], Any], items: list[
     return res
 
 
+def _executor_chunk(executor: object) -> int | None:
+    """The slice size an executor asks for, if any."""
+    chunk = getattr(executor, "chunk", None)
+    return chunk if isinstance(chunk, int) and chunk > 0 else None
+
+
 class _SerialMap(Runner):
     """One worker: no reordering, no locks. A sync fn runs inline while its calls are cheap and
     moves to a thread (for the rest of the run) once a call takes longer than ``OFFLOAD_S``."""
@@ -272,17 +282,22 @@ class _ParallelMap(Runner):
         while True:
             if windowed:
                 await self._enter_window(outbox)
-            got = await self.input.take(inbox, pacer.size)
+            got = await self.input.take(inbox, _executor_chunk(self.stage.executor) or pacer.size)
             if got is None:
                 if windowed:
                     self.window.release()
                 return
             base, items = got
             t0 = time.perf_counter()
-            if self.stage.errors.is_default:
-                res = await self._call(items)
-            else:
-                res = await apply_with_policy(self._call, items, base, self.errs, _Failed)
+            try:
+                if self.stage.errors.is_default:
+                    res = await self._call(items)
+                else:
+                    res = await apply_with_policy(self._call, items, base, self.errs, _Failed)
+            except Exception as exc:
+                if self.stage.kind == "custom":  # the executor lost the call: name its first
+                    annotate(exc, self.stage.name, base)
+                raise
             if isinstance(res, _Failed):
                 annotate(res.exc, self.stage.name, base + res.offset)
                 raise res.exc

@@ -15,8 +15,9 @@ from ._policy import policy
 from ._process_pool import ProcessOptions
 from ._read import ReadStage
 from ._run import RunOpener
+from ._shard import shard_stages
 from ._shuffle import ShuffleStage
-from ._simple import FilterStage, FlatMapStage, PrefetchStage, ShardStage, SkipStage, TakeStage
+from ._simple import FilterStage, FlatMapStage, PrefetchStage, SkipStage, TakeStage
 from ._sources import FromFiles, FromIterable, FromSequences
 from ._stage import Stage
 
@@ -235,9 +236,16 @@ class Pipeline(Generic[T]):
         """All but the first ``n`` elements."""
         return self._then(SkipStage(n))
 
-    def shard(self, num_shards: int, index: int) -> Pipeline[T]:
-        """Every ``num_shards``-th element starting at ``index``."""
-        return self._then(ShardStage(num_shards, index))
+    def shard(
+        self, num_shards: int | None = None, index: int | None = None, *, equal: bool = False
+    ) -> Pipeline[T]:
+        """Shard ``index`` of ``num_shards``: files right after ``from_files``, else elements.
+
+        With no arguments they come from ``WORLD_SIZE``/``RANK`` (torchrun) or
+        ``SLURM_NTASKS``/``SLURM_PROCID``. ``equal=True`` gives every shard the same count: files
+        drop each epoch's last ``n % num_shards``, elements the incomplete last round.
+        """
+        return Pipeline(shard_stages(self._stages, num_shards, index, equal))
 
     def then(
         self,

@@ -1,4 +1,4 @@
-"""Single-worker transforms: filter, flat_map, take, skip, shard, prefetch."""
+"""Single-worker transforms: filter, flat_map, take, skip, prefetch."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ._stage import (
     positive,
 )
 
-__all__ = ["FilterStage", "FlatMapStage", "PrefetchStage", "ShardStage", "SkipStage", "TakeStage"]
+__all__ = ["FilterStage", "FlatMapStage", "PrefetchStage", "SkipStage", "TakeStage"]
 
 # flat_map hands on what it has after this long, so one huge expansion cannot hold output back.
 FLUSH_S = 0.001
@@ -240,35 +240,6 @@ class _SkipRunner(Runner):
                 self.left -= dropped
                 chunk = chunk[dropped:]
             await outbox.send(chunk)
-
-
-class ShardStage(Stage):
-    def __init__(self, num_shards: int, index: int) -> None:
-        self.num_shards = positive("shard(num_shards)", num_shards)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_shards:
-            raise ValueError(
-                f"shard(index) must be an int in [0, {num_shards}) for {num_shards} shards, "
-                f"got {index!r}"
-            )
-        self.index = index
-        self.name = f"shard({index}/{num_shards})"
-
-    def runner(self, ctx: RunContext) -> Runner:
-        return _ShardRunner(self.num_shards, self.index)
-
-
-class _ShardRunner(Runner):
-    def __init__(self, num_shards: int, index: int) -> None:
-        self.k = num_shards
-        self.offset = index  # position in the next chunk of the next element we keep
-
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
-        while (chunk := await inbox.receive()) is not None:
-            kept = chunk[self.offset :: self.k]
-            # Where the next kept element falls in the following chunk.
-            self.offset = (self.offset - len(chunk)) % self.k
-            await outbox.send(kept)
 
 
 class PrefetchStage(Stage):

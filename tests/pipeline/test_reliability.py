@@ -21,12 +21,16 @@ import aiopipe as ap
 pytestmark = pytest.mark.anyio
 
 
-async def test_two_failing_stages_end_with_the_first_error_and_the_second_as_a_note() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_two_failing_stages_end_with_the_first_error_and_the_second_as_a_note(
+    workers: int,
+) -> None:
     """Defect 1: the downstream failure waits (shielded) for the upstream one, then raises."""
-    upstream_failed = anyio.Event()
+    down_waiting, upstream_failed = anyio.Event(), anyio.Event()
 
-    def up(x: int) -> int:
+    async def up(x: int) -> int:
         if x == 300:
+            await down_waiting.wait()  # the downstream fn is inside its shield by now
             upstream_failed.set()
             raise KeyError(x)
         return x
@@ -34,17 +38,16 @@ async def test_two_failing_stages_end_with_the_first_error_and_the_second_as_a_n
     async def down(x: int) -> int:
         if x == 0:
             with anyio.CancelScope(shield=True):
+                down_waiting.set()
                 await upstream_failed.wait()
             raise TypeError("down")
         return x
 
-    for workers in (1, 2):
-        with anyio.fail_after(10), pytest.raises(KeyError) as info:
-            await ap.from_iterable(range(1000)).map(up).map(down, workers=workers).collect()
-        notes = info.value.__notes__
-        assert notes[0] == "aiopipe: raised in stage 'map(up)' on element 300"
-        assert any(n.startswith("aiopipe: also raised: TypeError: down") for n in notes), notes
-        upstream_failed = anyio.Event()
+    with anyio.fail_after(10), pytest.raises(KeyError) as info:
+        await ap.from_iterable(range(1000)).map(up).map(down, workers=workers).collect()
+    notes = info.value.__notes__
+    assert notes[0] == "aiopipe: raised in stage 'map(up)' on element 300"
+    assert any(n.startswith("aiopipe: also raised: TypeError: down") for n in notes), notes
 
 
 async def test_leaving_open_waits_for_the_sync_call_in_a_thread() -> None:

@@ -198,6 +198,8 @@ class Outbox:
         being cancelled, the items are dropped (the run is ending anyway) and the caller goes on
         to raise its error, which the run then reports.
         """
+        if not items:
+            return
         try:
             if len(items) <= self._limit and self._space.fits(len(items)):
                 # No yield on the way: the failure is reported before any other task runs, so

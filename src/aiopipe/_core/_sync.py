@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 from concurrent.futures import CancelledError, Future
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -68,6 +68,36 @@ class _Handoff(Generic[T]):
             self.queue.put([*chunk, *ready] if ready else chunk)
 
 
+class _Contained(Generic[T]):
+    """The run's ``async with``, as the portal's task runs it, minus one hazard: a
+    KeyboardInterrupt or SystemExit that a stage raised while the run was stopping would escape
+    the portal's event loop (asyncio re-raises those out of ``run``) and break it; it is kept
+    here and raised in the caller's thread instead."""
+
+    def __init__(self, opener: AbstractAsyncContextManager[Run[T]]) -> None:
+        self.opener = opener
+        self.escaped: BaseException | None = None
+
+    async def __aenter__(self) -> Run[T]:
+        return await self.opener.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self.opener.__aexit__(exc_type, exc, tb)
+        except Exception:
+            raise
+        except BaseException as err:
+            if isinstance(err, anyio.get_cancelled_exc_class()):
+                raise
+            self.escaped = err
+            return None
+
+
 class SyncIterator(Generic[T]):
     """Iterate a pipeline from sync code.
 
@@ -84,14 +114,15 @@ class SyncIterator(Generic[T]):
     ) -> None:
         if backend not in ("asyncio", "trio"):
             raise ValueError(f"iter_sync(backend=) must be 'asyncio' or 'trio', got {backend!r}")
-        opener = pipeline.open(state=state)  # a bad state fails here, before a thread starts
+        # A bad state fails here, before a thread starts.
+        self._contained: _Contained[T] = _Contained(pipeline.open(state=state))
         self._closed = True
         self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal(backend)
         self._portal = self._portal_cm.__enter__()
         # The run's task group must live in one task for its whole life: the portal's wrapper
         # keeps the async context manager in a task of its own.
         self._opener: AbstractContextManager[Run[T]] = self._portal.wrap_async_context_manager(
-            opener
+            self._contained
         )
         try:
             self._run: Run[T] = self._opener.__enter__()
@@ -154,6 +185,8 @@ class SyncIterator(Generic[T]):
             self._opener.__exit__(None, None, None)
         finally:
             self._portal_cm.__exit__(None, None, None)
+        if self._contained.escaped is not None:
+            raise self._contained.escaped
         undelivered = self._undelivered_error()
         if undelivered is not None:
             raise undelivered

@@ -11,6 +11,9 @@ from . import readers as readers
 from . import remote as remote
 from . import tfrecord as tfrecord
 from ._core._collate import collate as collate
+from ._core._combine import concatenate as concatenate
+from ._core._combine import sample_from as sample_from
+from ._core._combine import zip as zip
 from ._core._coordinator import Coordinator as Coordinator
 from ._core._errors import AiopipeError as AiopipeError
 from ._core._errors import CorruptRecordError as CorruptRecordError
@@ -54,13 +57,16 @@ __all__ = (
     "StageStatistics",
     "SyncIterator",
     "collate",
+    "concatenate",
     "decode",
     "from_arrays",
     "from_files",
     "from_iterable",
     "readers",
     "remote",
+    "sample_from",
     "start_queue_runners",
     "tfrecord",
+    "zip",
 )
 __version__ = "0.1.0"

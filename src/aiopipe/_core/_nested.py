@@ -55,9 +55,11 @@ class NestedOpener:
         self.seed = ctx.seed_for(None)
         self.opened = 0
 
-    def open(self, pipe: Pipeline[Any]) -> RunOpener[Any]:
-        """``async with opener.open(pipe) as run:`` (the next nested run)."""
-        index, self.opened = self.opened, self.opened + 1
+    def open(self, pipe: Pipeline[Any], index: int | None = None) -> RunOpener[Any]:
+        """``async with opener.open(pipe) as run:`` (the next nested run, or run ``index``:
+        concurrent opens give each its own index, as their order is not known)."""
+        if index is None:
+            index, self.opened = self.opened, self.opened + 1
         names = pipe.stage_names
         # At most one seed per stage is drawn; spare ones are ignored.
         seeds = np.random.SeedSequence([self.seed, index]).generate_state(len(names) + 1, np.uint64)

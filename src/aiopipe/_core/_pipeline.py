@@ -11,6 +11,7 @@ import anyio
 from ._batch import BatchStage, UnbatchStage
 from ._bucket import BucketStage
 from ._custom import CustomStage, StageFn
+from ._interleave import InterleaveStage
 from ._map import Executor, MapStage
 from ._padded import PaddedCollate, check_padded_shapes
 from ._policy import policy
@@ -294,6 +295,31 @@ class Pipeline(Generic[T]):
     ) -> Pipeline[Any]:
         """A custom stage: ``async def stage(inbox, outbox)`` on anyio memory object streams."""
         return self._then(CustomStage(stage, workers=workers, name=name, buffer=buffer))
+
+    def interleave(
+        self,
+        fn: Callable[[T], Any],
+        *,
+        cycle_length: int,
+        block_length: int = 1,
+        workers: int = 1,
+        buffer: int | None = None,
+    ) -> Pipeline[Any]:
+        """The elements of ``fn(x)`` (a Pipeline, or a sync or async iterable) for each input
+        ``x``, in ``tf.data.Dataset.interleave``'s deterministic order: ``cycle_length``
+        sequences open at once, ``block_length`` elements from each in turn, an ended one
+        replaced by the next input's. ``workers`` sequences are produced at once; the order
+        does not change with it.
+        """
+        return self._then(
+            InterleaveStage(
+                fn,
+                cycle_length=cycle_length,
+                block_length=block_length,
+                workers=workers,
+                buffer=buffer,
+            )
+        )
 
     def repeat(self, count: int | None = None) -> Pipeline[T]:
         """The whole pipeline again, ``count`` times (``None``: forever), each pass a fresh run.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
@@ -51,6 +52,27 @@ class Pipeline(Generic[T]):
     @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self._stages]
+
+    def cardinality(self) -> int | float | None:
+        """How many outputs a run makes: an int, ``math.inf`` (forever), or ``None`` when it
+        depends on the data (``filter``, ``flat_map``, ``read``, an iterator of unknown length)."""
+        from ._cardinality import cardinality
+
+        return cardinality(self._stages)
+
+    def __len__(self) -> int:
+        """The number of outputs, when known; ``TypeError`` when infinite or unknown."""
+        n = self.cardinality()
+        if n is None or n == math.inf:
+            what = "unknown" if n is None else "infinite"
+            raise TypeError(
+                f"len() of a pipeline whose length is {what}: {self!r}; "
+                f"use pipe.cardinality(), which returns None or math.inf then"
+            )
+        return int(n)
+
+    def __bool__(self) -> bool:
+        return True  # a pipeline is a description: truthy even when it would yield nothing
 
     # -- transforms --------------------------------------------------------------------------
     @overload

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, Sequence, Sized
 from typing import Any
 
 from ._batch import BatchStage
+from ._cache import CacheSource
 from ._combine import ConcatenateSource, SampleSource, ZipSource
 from ._map import MapStage
 from ._repeat import RepeatSource
@@ -53,6 +54,8 @@ def _after(stage: Stage, n: Count) -> Count:
         return None if None in counts else min(counts)
     if isinstance(stage, ConcatenateSource | SampleSource):
         return _combined(stage)
+    if isinstance(stage, CacheSource):
+        return stage.pipe.cardinality()  # type: ignore[no-any-return]
     if isinstance(stage, RepeatSource):
         return _repeated(stage.pipe.cardinality(), stage.count)
     if n is None:

@@ -11,6 +11,7 @@ import anyio
 
 from ._batch import BatchStage, UnbatchStage
 from ._bucket import BucketStage
+from ._cache import CacheSource
 from ._custom import CustomStage, StageFn
 from ._interleave import InterleaveStage
 from ._map import Executor, MapStage
@@ -342,6 +343,14 @@ class Pipeline(Generic[T]):
                 buffer=buffer,
             )
         )
+
+    def cache(self, path: str | os.PathLike[str] | None = None) -> Pipeline[T]:
+        """Compute this pipeline once, then replay it: the first run that reads it whole keeps
+        its outputs in memory (``path=None``; later runs of the returned pipeline replay them)
+        or in the file ``path`` (later runs, here or in another process, read the file). A run
+        that stops early or fails keeps nothing, so no half cache ever looks complete.
+        """
+        return Pipeline((CacheSource(self, path),))
 
     def repeat(self, count: int | None = None) -> Pipeline[T]:
         """The whole pipeline again, ``count`` times (``None``: forever), each pass a fresh run.

@@ -192,6 +192,11 @@ class _Sampler(Runner):
                 # One draw per output, in blocks: the sequence depends only on the seed and on
                 # where the pipelines end, which is itself deterministic.
                 for u in self.rng.random(MAX_CHUNK).tolist():
+                    i = self._pick(u)
+                    if pos[i] < len(held[i]):  # the common case, without a coroutine
+                        out.append(held[i][pos[i]])
+                        pos[i] += 1
+                        continue
                     got = await self._next(u, runs, held, pos)
                     if got is _END:
                         await outbox.send(out)

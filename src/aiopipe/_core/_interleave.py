@@ -39,7 +39,7 @@ from ._stage import (
 
 __all__ = ["InterleaveStage"]
 
-PIECE = 64  # elements a feed hands over at a time
+PIECE = 256  # elements a feed hands over at a time
 FEED_BUFFER = 2  # pieces a feed may be ahead of the reader
 
 
@@ -128,15 +128,28 @@ class _Interleaver(Runner):
         cycle = block = live = 0
         out: list[Any] = []
         while not self.input_done or live > 0:
+            if block == 0 and self._rounds(cycle, out):
+                if len(out) >= outbox.limit:
+                    out = await self._flush(out, outbox)
+                continue
             feed = slots[cycle]
             if feed is not None:
-                if not feed.ready() and out:
+                if feed.ready():  # the common case: a slice of what the feed has, no await
+                    take = min(block_length - block, len(feed.held) - feed.pos)
+                    out.extend(feed.held[feed.pos : feed.pos + take])
+                    feed.pos += take
+                    block += take
+                    if len(out) >= outbox.limit:
+                        out = await self._flush(out, outbox)
+                    if block < block_length:
+                        continue
+                    block, cycle = 0, (cycle + 1) % n
+                    continue
+                if out:
                     out = await self._flush(out, outbox)  # never hold output while waiting
                 more, x = await feed.next()
                 if more:
                     out.append(x)
-                    if len(out) >= outbox.limit:
-                        out = await self._flush(out, outbox)
                     block += 1
                     if block < block_length:
                         continue
@@ -154,6 +167,32 @@ class _Interleaver(Runner):
                 continue  # read from the new sequence at once, in the same slot
             block, cycle = 0, (cycle + 1) % n
         await outbox.send(out)
+
+    def _rounds(self, cycle: int, out: list[Any]) -> bool:
+        """Whole turns of the cycle from ``cycle``, at once, while every slot that takes part
+        holds enough: the order is the one the element-by-element loop gives (a slot with
+        elements in hand cannot end), at a fraction of the cost. False if not even one turn."""
+        b = self.stage.block_length
+        order = self.slots[cycle:] + self.slots[:cycle]
+        if not self.input_done and None in order:
+            return False  # an empty slot would open the next input's sequence
+        feeds = [f for f in order if f is not None]
+        if not feeds:
+            return False
+        k = min((len(f.held) - f.pos) // b for f in feeds)
+        if k == 0:
+            return False
+        k = min(k, max(1, 256 // (b * len(feeds))))  # keep output chunks small
+        segs = [f.held[f.pos : f.pos + k * b] for f in feeds]
+        for f in feeds:
+            f.pos += k * b
+        if b == 1:
+            out.extend(x for turn in zip(*segs, strict=True) for x in turn)
+        else:
+            for r in range(0, k * b, b):
+                for seg in segs:
+                    out.extend(seg[r : r + b])
+        return True
 
     async def _flush(self, out: list[Any], outbox: Outbox) -> list[Any]:
         await outbox.send(out)

@@ -55,9 +55,13 @@ class _Windower(Runner):
             self.held.extend(chunk)
             self._trim()
             out: list[list[Any]] = []
-            while self.start + st.span <= self.base + len(self.held):
-                out.append(self._window(st.span))
-                self._advance()
+            # Windows by offset into what is held; the consumed head is dropped once per chunk.
+            lo = self.start - self.base
+            while lo + st.span <= len(self.held):
+                out.append(self.held[lo : lo + st.span : st.stride])
+                lo += st.shift
+            self.start = self.base + lo
+            self._trim()
             await outbox.send(out)
         if not st.drop_remainder:
             out = []

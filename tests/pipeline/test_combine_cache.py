@@ -50,6 +50,16 @@ async def test_memory_cache_computes_once() -> None:
     assert len(cached) == 600
 
 
+async def test_memory_cache_is_not_changed_by_a_consumer() -> None:
+    cached = ap.from_iterable(range(10)).cache()
+    assert await collect(cached) == list(range(10))
+    with anyio.fail_after(10):
+        async with cached.open() as run:
+            chunk = await run.receive_chunk()
+            chunk.clear()
+    assert await collect(cached) == list(range(10))
+
+
 async def test_memory_cache_under_repeat_fills_on_the_first_pass() -> None:
     fn = Counted()
     assert await collect(ap.from_iterable(range(600)).map(fn).cache().repeat(4)) == EXPECTED * 4

@@ -57,7 +57,8 @@ class _Cacher(Runner):
         st = self.stage
         if st.path is None:
             if st.memory is not None:
-                await outbox.send(st.memory)
+                # A copy: a consumer that changes the list it received must not change the cache.
+                await outbox.send(list(st.memory))
                 return
             kept: list[Any] = []
             await self._compute(outbox, kept.extend)

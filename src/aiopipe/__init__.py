@@ -12,6 +12,9 @@ from . import readers as readers
 from . import remote as remote
 from . import tfrecord as tfrecord
 from ._core._collate import collate as collate
+from ._core._combine import concatenate as concatenate
+from ._core._combine import sample_from as sample_from
+from ._core._combine import zip as zip
 from ._core._coordinator import Coordinator as Coordinator
 from ._core._errors import AiopipeError as AiopipeError
 from ._core._errors import CorruptRecordError as CorruptRecordError
@@ -55,6 +58,7 @@ __all__ = (
     "StageStatistics",
     "SyncIterator",
     "collate",
+    "concatenate",
     "decode",
     "executors",
     "from_arrays",
@@ -62,7 +66,9 @@ __all__ = (
     "from_iterable",
     "readers",
     "remote",
+    "sample_from",
     "start_queue_runners",
     "tfrecord",
+    "zip",
 )
 __version__ = "0.1.0"

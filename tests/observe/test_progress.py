@@ -50,8 +50,22 @@ async def test_forced_bar_counts_what_the_consumer_got(
     monkeypatch.setenv(ENV, "always")
     assert await consume() == 30
     err = capsys.readouterr().err
-    assert "aiopipe: 30 items" in err
+    assert "aiopipe: 100%" in err  # the length is known: a total, a percentage, an ETA
+    assert "30/30" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.anyio
+async def test_bar_of_unknown_length_counts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, "always")
+    with anyio.fail_after(20):
+        async with ap.from_iterable(range(300)).filter(bool).open(progress=True) as run:
+            assert len([x async for x in run]) == 299
+    err = capsys.readouterr().err
+    assert "aiopipe: 299 items" in err
+    assert "%" not in err
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
@@ -9,17 +10,23 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
 import anyio
 
 from ._batch import BatchStage, UnbatchStage
+from ._bucket import BucketStage
+from ._cache import CacheSource
 from ._custom import CustomStage, StageFn
+from ._interleave import InterleaveStage
 from ._map import Executor, MapStage
+from ._padded import PaddedCollate, check_padded_shapes
 from ._policy import policy
 from ._process_pool import ProcessOptions
 from ._read import ReadStage
+from ._repeat import RepeatSource
 from ._run import RunOpener
 from ._shard import shard_stages
 from ._shuffle import ShuffleStage
 from ._simple import FilterStage, FlatMapStage, PrefetchStage, SkipStage, TakeStage
 from ._sources import FromFiles, FromIterable, FromSequences
 from ._stage import Stage
+from ._window import WindowStage
 
 if TYPE_CHECKING:
     from ._sync import SyncIterator
@@ -48,6 +55,27 @@ class Pipeline(Generic[T]):
     @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self._stages]
+
+    def cardinality(self) -> int | float | None:
+        """How many outputs a run makes: an int, ``math.inf`` (forever), or ``None`` when it
+        depends on the data (``filter``, ``flat_map``, ``read``, an iterator of unknown length)."""
+        from ._cardinality import cardinality
+
+        return cardinality(self._stages)
+
+    def __len__(self) -> int:
+        """The number of outputs, when known; ``TypeError`` when infinite or unknown."""
+        n = self.cardinality()
+        if n is None or n == math.inf:
+            what = "unknown" if n is None else "infinite"
+            raise TypeError(
+                f"len() of a pipeline whose length is {what}: {self!r}; "
+                f"use pipe.cardinality(), which returns None or math.inf then"
+            )
+        return int(n)
+
+    def __bool__(self) -> bool:
+        return True  # a pipeline is a description: truthy even when it would yield nothing
 
     # -- transforms --------------------------------------------------------------------------
     @overload
@@ -206,8 +234,20 @@ class Pipeline(Generic[T]):
         collate: Callable[[Sequence[T]], Any] | None = None,
         name: str | None = None,
         buffer: int | None = None,
+        padded_shapes: Any = None,
     ) -> Pipeline[Any]:
-        """Group ``batch_size`` elements and collate them (``ap.collate`` unless ``collate=``)."""
+        """Group ``batch_size`` elements and collate them (``ap.collate`` unless ``collate=``).
+
+        ``padded_shapes`` (tf.data's ``padded_batch``): pad every element to a fixed shape, a
+        tuple of ints and ``None`` (the batch's longest in that dimension), or a tuple/dict of
+        shapes mirroring the element; an element longer than its shape is a ``ValueError``.
+        """
+        if padded_shapes is not None:
+            if collate is not None or pad:
+                raise ValueError(
+                    "batch(padded_shapes=) does its own padding; leave out pad=True and collate="
+                )
+            collate = PaddedCollate(check_padded_shapes(padded_shapes), padding_value)
         return self._then(
             BatchStage(
                 batch_size,
@@ -216,6 +256,36 @@ class Pipeline(Generic[T]):
                 padding_value=padding_value,
                 collate_fn=collate,
                 name=name,
+                buffer=buffer,
+            )
+        )
+
+    def bucket_by_length(
+        self,
+        length_fn: Callable[[T], int],
+        boundaries: Sequence[int],
+        batch_sizes: Sequence[int],
+        *,
+        pad: bool = True,
+        padding_value: Any = 0,
+        drop_remainder: bool = False,
+        buffer: int | None = None,
+    ) -> Pipeline[Any]:
+        """Batches of one length bucket each (TF's ``bucket_by_sequence_length``).
+
+        Bucket ``i`` holds elements with ``boundaries[i-1] <= length_fn(x) < boundaries[i]``
+        (the first: below ``boundaries[0]``; the last: ``>= boundaries[-1]``) and goes out when
+        it has ``batch_sizes[i]`` of them, collated and (``pad``) padded to its longest. At the
+        end the partial buckets go out in bucket order unless ``drop_remainder``.
+        """
+        return self._then(
+            BucketStage(
+                length_fn,
+                boundaries,
+                batch_sizes,
+                pad=pad,
+                padding_value=padding_value,
+                drop_remainder=drop_remainder,
                 buffer=buffer,
             )
         )
@@ -257,6 +327,65 @@ class Pipeline(Generic[T]):
     ) -> Pipeline[Any]:
         """A custom stage: ``async def stage(inbox, outbox)`` on anyio memory object streams."""
         return self._then(CustomStage(stage, workers=workers, name=name, buffer=buffer))
+
+    def interleave(
+        self,
+        fn: Callable[[T], Any],
+        *,
+        cycle_length: int,
+        block_length: int = 1,
+        workers: int = 1,
+        buffer: int | None = None,
+    ) -> Pipeline[Any]:
+        """The elements of ``fn(x)`` (a Pipeline, or a sync or async iterable) for each input
+        ``x``, in ``tf.data.Dataset.interleave``'s deterministic order: ``cycle_length``
+        sequences open at once, ``block_length`` elements from each in turn, an ended one
+        replaced by the next input's. ``workers`` sequences are produced at once; the order
+        does not change with it.
+        """
+        return self._then(
+            InterleaveStage(
+                fn,
+                cycle_length=cycle_length,
+                block_length=block_length,
+                workers=workers,
+                buffer=buffer,
+            )
+        )
+
+    def cache(self, path: str | os.PathLike[str] | None = None) -> Pipeline[T]:
+        """Compute this pipeline once, then replay it: the first run that reads it whole keeps
+        its outputs in memory (``path=None``; later runs of the returned pipeline replay them)
+        or in the file ``path`` (later runs, here or in another process, read the file). A run
+        that stops early or fails keeps nothing, so no half cache ever looks complete.
+        """
+        return Pipeline((CacheSource(self, path),))
+
+    def repeat(self, count: int | None = None) -> Pipeline[T]:
+        """The whole pipeline again, ``count`` times (``None``: forever), each pass a fresh run.
+
+        A pass that yields nothing ends the repetition rather than spinning.
+        """
+        return Pipeline((RepeatSource(self, count),))
+
+    def window(
+        self,
+        size: int,
+        *,
+        shift: int | None = None,
+        stride: int = 1,
+        drop_remainder: bool = False,
+        buffer: int | None = None,
+    ) -> Pipeline[list[T]]:
+        """Lists of ``size`` elements, as ``tf.data.Dataset.window``: window ``k`` starts at
+        element ``k * shift`` (``shift`` defaults to ``size``) and takes every ``stride``-th
+        element from there; the last windows are shorter unless ``drop_remainder``.
+        """
+        return self._then(
+            WindowStage(
+                size, shift=shift, stride=stride, drop_remainder=drop_remainder, buffer=buffer
+            )
+        )
 
     # -- running -----------------------------------------------------------------------------
     def open(

@@ -49,7 +49,9 @@ class ProgressBar:
         stream = sys.stderr
         if not progress_enabled(stream):
             return
-        bar = self._tqdm(desc="aiopipe", unit=" items", file=stream, dynamic_ncols=True)
+        bar = self._tqdm(
+            desc="aiopipe", unit=" items", file=stream, dynamic_ncols=True, total=self._total()
+        )
         try:
             while True:
                 await anyio.sleep(REFRESH_S)
@@ -58,6 +60,13 @@ class ProgressBar:
             # Cancellation is how the run stops us: draw the final count, then leave the line.
             self._update(bar)
             bar.close()
+
+    def _total(self) -> int | None:
+        """The run's length when known: the bar then shows a percentage and an ETA."""
+        from ._cardinality import cardinality
+
+        n = cardinality(self._run._stages)
+        return n if isinstance(n, int) else None
 
     def _update(self, bar: Any) -> None:
         stats = self._run.stats()

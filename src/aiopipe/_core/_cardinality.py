@@ -1,0 +1,106 @@
+"""How many outputs a pipeline makes: an int, ``math.inf``, or ``None`` when unknown.
+
+Worked out from the stage descriptions alone, stage by stage from the source, as tf.data's
+``cardinality()``: a stage whose output count depends on the data (``filter``, ``flat_map``,
+``read``, ``unbatch``, custom stages, bucketing, an error policy that skips) makes it unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterable, Sequence, Sized
+from typing import Any
+
+from ._batch import BatchStage
+from ._cache import CacheSource
+from ._combine import ConcatenateSource, SampleSource, ZipSource
+from ._map import MapStage
+from ._repeat import RepeatSource
+from ._shuffle import ShuffleStage
+from ._simple import PrefetchStage, ShardStage, SkipStage, TakeStage
+from ._sources import FromIterable, FromSequences
+from ._sources import _is_iterator as is_iterator
+from ._stage import Stage
+from ._window import WindowStage
+
+__all__ = ["Count", "cardinality"]
+
+Count = int | float | None  # float only for math.inf
+
+
+def cardinality(stages: Sequence[Stage]) -> Count:
+    n: Count = None
+    for stage in stages:
+        n = _after(stage, n)
+    return n
+
+
+def _times(n: int, epochs: int | None) -> Count:
+    if epochs is None:
+        return math.inf if n else 0
+    return n * epochs
+
+
+def _after(stage: Stage, n: Count) -> Count:
+    if isinstance(stage, FromSequences):
+        return _times(stage.length, stage.epochs)
+    if isinstance(stage, FromIterable):
+        obj: Any = stage.obj
+        if isinstance(obj, AsyncIterable) or not isinstance(obj, Sized) or is_iterator(obj):
+            return None
+        return _times(len(obj), stage.epochs)
+    if isinstance(stage, ZipSource):
+        counts = [p.cardinality() for p in stage.pipes]
+        return None if None in counts else min(counts)
+    if isinstance(stage, ConcatenateSource | SampleSource):
+        return _combined(stage)
+    if isinstance(stage, CacheSource):
+        return stage.pipe.cardinality()  # type: ignore[no-any-return]
+    if isinstance(stage, RepeatSource):
+        return _repeated(stage.pipe.cardinality(), stage.count)
+    if n is None:
+        return None
+    return _transformed(stage, n)
+
+
+def _combined(stage: ConcatenateSource | SampleSource) -> Count:
+    pipes = stage.pipes
+    if isinstance(stage, SampleSource):
+        if stage.stop_on_empty:
+            return None
+        # A zero-weight pipeline is never chosen: the mix ends when the others do.
+        pipes = tuple(p for p, w in zip(pipes, stage.weights, strict=True) if w > 0)
+    counts = [p.cardinality() for p in pipes]
+    return None if None in counts else sum(counts)
+
+
+def _repeated(n: Count, count: int | None) -> Count:
+    if count == 0 or n == 0:
+        return 0
+    if n is None:
+        return None
+    return math.inf if count is None else n * count
+
+
+def _transformed(stage: Stage, n: int | float) -> Count:
+    if isinstance(stage, MapStage):
+        return n if stage.errors.on_error == "raise" else None  # retries keep the count
+    if isinstance(stage, PrefetchStage | ShuffleStage):
+        return n
+    if isinstance(stage, TakeStage):
+        return min(n, stage.n)
+    if isinstance(stage, SkipStage):
+        return n if n == math.inf else max(0, int(n) - stage.n)
+    if n == math.inf:
+        return n if isinstance(stage, BatchStage | ShardStage | WindowStage) else None
+    m = int(n)
+    if isinstance(stage, BatchStage):
+        b = stage.batch_size
+        return m // b if stage.drop_remainder else -(-m // b)
+    if isinstance(stage, ShardStage):
+        return max(0, -(-(m - stage.index) // stage.num_shards))
+    if isinstance(stage, WindowStage):
+        if stage.drop_remainder:
+            return max(0, (m - stage.span) // stage.shift + 1)
+        return -(-m // stage.shift)
+    return None

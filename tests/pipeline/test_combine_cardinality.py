@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -84,3 +85,19 @@ def test_len_of_unknown_or_infinite_is_a_type_error() -> None:
 async def test_cardinality_matches_a_run(pipe: ap.Pipeline[Any], expected: int) -> None:
     with anyio.fail_after(10):
         assert len(await pipe.collect()) == expected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("equal", [False, True])
+async def test_cardinality_of_shards_matches_a_run(tmp_path: Path, equal: bool) -> None:
+    for i in range(7):
+        (tmp_path / f"f{i}").write_text("x")
+    files = ap.from_files(str(tmp_path / "f*"), epochs=2, shuffle=True, seed=3)
+    for pipe in (
+        files.shard(3, 2, equal=equal),  # shards the files of each epoch
+        ap.from_iterable(range(10)).shard(3, 2, equal=equal),  # shards elements
+    ):
+        expected = pipe.cardinality()
+        assert isinstance(expected, int)
+        with anyio.fail_after(10):
+            assert len(await pipe.collect()) == expected == len(pipe)

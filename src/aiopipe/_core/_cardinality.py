@@ -17,7 +17,8 @@ from ._combine import ConcatenateSource, SampleSource, ZipSource
 from ._map import MapStage
 from ._repeat import RepeatSource
 from ._shuffle import ShuffleStage
-from ._simple import PrefetchStage, ShardStage, SkipStage, TakeStage
+from ._shard import ShardedFiles, ShardStage
+from ._simple import PrefetchStage, SkipStage, TakeStage
 from ._sources import FromIterable, FromSequences
 from ._sources import _is_iterator as is_iterator
 from ._stage import Stage
@@ -44,6 +45,8 @@ def _times(n: int, epochs: int | None) -> Count:
 def _after(stage: Stage, n: Count) -> Count:
     if isinstance(stage, FromSequences):
         return _times(stage.length, stage.epochs)
+    if isinstance(stage, ShardedFiles):
+        return _times(stage.per_epoch, stage.files.epochs)
     if isinstance(stage, FromIterable):
         obj: Any = stage.obj
         if isinstance(obj, AsyncIterable) or not isinstance(obj, Sized) or is_iterator(obj):
@@ -55,7 +58,8 @@ def _after(stage: Stage, n: Count) -> Count:
     if isinstance(stage, ConcatenateSource | SampleSource):
         return _combined(stage)
     if isinstance(stage, CacheSource):
-        return stage.pipe.cardinality()  # type: ignore[no-any-return]
+        count: Count = stage.pipe.cardinality()
+        return count
     if isinstance(stage, RepeatSource):
         return _repeated(stage.pipe.cardinality(), stage.count)
     if n is None:
@@ -98,6 +102,8 @@ def _transformed(stage: Stage, n: int | float) -> Count:
         b = stage.batch_size
         return m // b if stage.drop_remainder else -(-m // b)
     if isinstance(stage, ShardStage):
+        if stage.equal:  # every shard the same count: the last incomplete round is dropped
+            return m // stage.num_shards
         return max(0, -(-(m - stage.index) // stage.num_shards))
     if isinstance(stage, WindowStage):
         if stage.drop_remainder:

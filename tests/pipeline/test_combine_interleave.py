@@ -226,3 +226,21 @@ def test_interleave_validates_at_build_time(kw: dict[str, Any], message: str) ->
         ap.from_iterable([1]).interleave(as_list, **kw)
     with pytest.raises(TypeError, match=r"interleave needs a callable fn, got int"):
         ap.from_iterable([1]).interleave(3, cycle_length=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_keyboard_interrupt_in_an_inner_sequence_arrives_unwrapped(workers: int) -> None:
+    err = KeyboardInterrupt("inner")
+
+    def inner(x: int) -> Any:
+        yield x
+        if x == 2:
+            raise err
+        yield x
+
+    with anyio.fail_after(10), pytest.raises(KeyboardInterrupt) as info:
+        await (
+            ap.from_iterable(range(4)).interleave(inner, cycle_length=2, workers=workers).collect()
+        )
+    assert info.value is err

@@ -111,8 +111,11 @@ class _Interleaver(Runner):
         async with anyio.create_task_group() as tg:
             try:
                 await self._cycle(tg, inbox, outbox)
-            except Exception as exc:
-                # Raised outside the group, or it would arrive wrapped in an ExceptionGroup.
+            except BaseException as exc:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    raise
+                # Raised outside the group, or it would arrive wrapped in an ExceptionGroup
+                # (a KeyboardInterrupt or SystemExit too).
                 error = exc
             finally:
                 for feed in self.slots:
@@ -240,9 +243,11 @@ class _Interleaver(Runner):
                     )
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass  # the reader is gone: the run is stopping
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    raise
                 annotate(exc, self.stage.name, index)
-                feed.error = exc
+                feed.error = exc  # the reading task raises it, unwrapped
 
     async def _from_pipeline(
         self, pipe: Any, index: int, send: MemoryObjectSendStream[list[Any]]

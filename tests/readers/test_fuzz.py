@@ -206,9 +206,15 @@ def test_tfrecords_one_mutation_is_never_silent(
     records: list[bytes], compression: str | None, data: st.DataObject, backend: str
 ) -> None:
     """With verify=True a damaged file gives the same records or a clear error."""
-    damaged = data.draw(mutated(tfrecord_bytes(records, compression)))
+    original = tfrecord_bytes(records, compression)
+    damaged = data.draw(mutated(original))
     reader = ap.readers.TFRecords(compression=compression, verify=True)
     got, _error = outcome(reader, damaged, backend)
+    if got is not None and original.startswith(damaged):
+        # Cut short: the format has no end marker, so a file cut between frames (an empty file
+        # included) is a valid shorter file; its records must be a prefix, unchanged.
+        assert got == records[: len(got)], f"silently changed: {got!r} from {records!r}"
+        return
     assert got is None or got == records, f"silently changed: {got!r} from {records!r}"
 
 

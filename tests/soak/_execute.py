@@ -471,7 +471,8 @@ def read_ahead_bound(scn: Scenario, consumed: int) -> int:
             held = st["n"]
         else:
             held = (buf or 512) + 2 * st.get("workers", st.get("parallel", 1)) * 64
-            held += st["buffer_size"] if op == "shuffle" else 0
+            if op == "shuffle":  # its buffer_size counts its own elements (batches, if batched)
+                held += int(st["buffer_size"] * out_leaves / max(1, len(out)))
         total += min(held * per_leaf, n_source)
     ratio = n_source / max(1, len(final))
     return int(2 * total + consumed * ratio + 1024)

@@ -16,8 +16,8 @@ from ._cache import CacheSource
 from ._combine import ConcatenateSource, SampleSource, ZipSource
 from ._map import MapStage
 from ._repeat import RepeatSource
-from ._shuffle import ShuffleStage
 from ._shard import ShardedFiles, ShardStage
+from ._shuffle import ShuffleStage
 from ._simple import PrefetchStage, SkipStage, TakeStage
 from ._sources import FromIterable, FromSequences
 from ._sources import _is_iterator as is_iterator

@@ -172,21 +172,22 @@ async def apply_with_policy(
     items: list[Any],
     base: int,
     errs: StageErrors,
-    failed: Callable[[list[Any], BaseException], Any],
+    failed: type[Any],
 ) -> Any:
     """``call(items)`` (a slice returning results or a ``_Failed``), with retries and skips.
 
-    Returns the results of every element not skipped, or ``failed(done, exc)`` for the error
-    that ends the stage (``done``: the results before it, which still count).
+    ``failed`` is the class of a failed slice (``done``, ``exc``). Returns the results of every
+    element not skipped, or ``failed(done, exc)`` for the error that ends the stage (``done``:
+    the results before it, which still count).
     """
     out: list[Any] = []
     pos, attempt = 0, 0
     while pos < len(items):
         res = await call(items[pos:] if pos else items)
-        done: list[Any] | None = getattr(res, "done", None)
-        if done is None:
+        if not isinstance(res, failed):
             out.extend(res)
             return out
+        done: list[Any] = res.done
         exc: BaseException = res.exc
         out.extend(done)
         if done:

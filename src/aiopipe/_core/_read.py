@@ -199,10 +199,9 @@ class _ThreadedRead(Runner):
                 # index is known only as its piece enters the stream.
                 if isinstance(res, _Failure):
                     await outbox.send_before_failing(out, partial(self._sent, runs))
+                    await self._failed(res, lane)
                 else:
                     await outbox.send(out, partial(self._sent, runs))
-                if isinstance(res, _Failure):
-                    await self._failed(res, lane)
         finally:
             lane.close()
             if lane.session is not None:

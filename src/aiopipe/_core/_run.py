@@ -318,11 +318,6 @@ class Run(Generic[T]):
         return self._resumed_at
 
     @property
-    def delivered_since_open(self) -> int:
-        """Outputs handed out by this run (not counting those skipped to resume)."""
-        return self._delivered - self._resumed_at
-
-    @property
     def raised(self) -> BaseException | None:
         """The stage error this run has handed to the consumer, if any."""
         return self._raised

@@ -99,8 +99,6 @@ def _from_launcher() -> tuple[int, int]:
 class ShardedFiles(Stage):
     """``from_files(...).shard(k, i)``: this shard's files of each epoch's (shared) order."""
 
-    is_source = True
-
     def __init__(self, files: FromFiles, num_shards: int, index: int, *, equal: bool) -> None:
         n = files.length
         if n < num_shards:

@@ -9,6 +9,7 @@ from typing import Any
 from ._channel import Inbox, Outbox
 from ._collate import collate, uncollate
 from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, positive
+from ._state import Position, resolve
 
 __all__ = ["BatchStage", "UnbatchStage"]
 
@@ -39,8 +40,13 @@ class BatchStage(Stage):
         self.name = name if name is not None else "batch"
         self.buffer = buffer_arg("batch", buffer)
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         return _Batcher(self)
+
+    def params(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "drop_remainder": self.drop_remainder}
 
     def scale(self, upstream: int, batches: list[int]) -> int:
         batches.append(self.batch_size)
@@ -53,27 +59,44 @@ class BatchStage(Stage):
 
 
 class _Batcher(Runner):
+    """Its mark for a chunk of batches is the input position where each batch starts (and
+    where the next would): a batch boundary holds nothing, so that is the whole state."""
+
     def __init__(self, stage: BatchStage) -> None:
         self.stage = stage
         self.held: list[Any] = []
         self.index = 0  # input index of held[0]
 
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        resolve(mark[k], out)
+        return {}
+
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         size = self.stage.batch_size
+        held_at = inbox.stamp  # the input position of held[0]
         while (chunk := await inbox.receive()) is not None:
+            # Fewer than a batch are held: chunk[i] is input index base + i.
+            base = self.index + len(self.held)
+            if not self.held:
+                held_at = inbox.stamp
             self.held.extend(chunk)
             out: list[Any] = []
+            starts: list[Position | None] = [held_at]
             t0 = time.perf_counter()
             while len(self.held) >= size:
                 out.append(self._collate(self.held[:size]))
                 del self.held[:size]
+                held_at = inbox.position(self.index - base)
+                starts.append(held_at)
                 if time.perf_counter() - t0 > FLUSH_S:
-                    await outbox.send(out)
-                    out, t0 = [], time.perf_counter()
-            await outbox.send(out)
+                    await outbox.send(out, at=(self, starts, 0))
+                    out, starts, t0 = [], [held_at], time.perf_counter()
+            await outbox.send(out, at=(self, starts, 0))
         if self.held and not self.stage.drop_remainder:
-            await outbox.send([self._collate(self.held)])
+            await outbox.send(
+                [self._collate(self.held)], at=(self, [held_at, inbox.after], 0)
+            )
 
     def _collate(self, items: list[Any]) -> Any:
         try:
@@ -91,6 +114,8 @@ class UnbatchStage(Stage):
         self.name = name if name is not None else "unbatch"
         self.buffer = buffer_arg("unbatch", buffer)
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         return _Unbatcher(self.name)
 
@@ -106,11 +131,12 @@ class _Unbatcher(Runner):
         assert inbox is not None
         index = 0
         while (chunk := await inbox.receive()) is not None:
-            for batch in chunk:
+            for i, batch in enumerate(chunk):
                 try:
                     rows = uncollate(batch)
                 except Exception as exc:
                     annotate(exc, self.name, index)
                     raise
                 index += 1
-                await outbox.send(rows)
+                # A replay mark: the rows follow from their batch.
+                await outbox.send(rows, at=(self, ({}, inbox.position(i)), 0))

@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._state import Position, shifted
 from ._stats import StageStats
 
 __all__ = [
@@ -91,7 +92,7 @@ class Space:
     has room for. A send that fits costs two integer operations and no checkpoint.
     """
 
-    __slots__ = ("_event", "_waiters", "capacity", "closed", "failed", "used")
+    __slots__ = ("_event", "_waiters", "capacity", "closed", "failed", "skip", "stamps", "used")
 
     def __init__(self, capacity: int) -> None:
         """Call inside the event loop that will use it."""
@@ -102,6 +103,12 @@ class Space:
         # end of input, and receivers must not treat it as one.
         self.failed = False
         self._waiters: deque[tuple[int, anyio.Event]] = deque()
+        # The position (see _state) of the first element of each chunk in the stream, by the
+        # chunk's id: set as a chunk goes in, taken as it comes out.
+        self.stamps: dict[int, Position] = {}
+        # Outputs the stage drops before sending anything (a resumed stage replaying to its
+        # position), shared by all of its workers.
+        self.skip = 0
         # The running backend's Event class, looked up once: ``anyio.Event()`` finds the backend
         # on every call, which made up a third of the cost of a wait on W1.
         self._event: Callable[[], anyio.Event] = type(anyio.Event())
@@ -174,30 +181,51 @@ class Outbox:
         """The largest chunk this stream carries in one piece."""
         return self._limit
 
-    async def send(self, items: Chunk, on_sent: OnSent | None = None) -> None:
+    async def send(
+        self, items: Chunk, on_sent: OnSent | None = None, at: Position | None = None
+    ) -> None:
         """Send ``items`` on (nothing if empty); DownstreamClosed when nobody listens.
+
+        ``at`` is the position of ``items[0]`` in the stage's output (see ``_state``): what
+        ``state_dict()`` resolves when the consumer stops in this chunk.
 
         ``on_sent(first, offset, n)`` is called as each piece enters the stream: ``items[offset :
         offset + n]`` became outputs ``first ..`` of the stage. Pieces of concurrent workers
         interleave, so this is the only moment an output's index is known.
         """
+        if self._space.skip:
+            items, on_sent, at = self._skipped(items, on_sent, at)
         n = len(items)
         if n == 0:
             return
         if n > self._limit:
             for i in range(0, n, self._limit):
                 piece = items[i : i + self._limit]
-                await self._send(piece, _shifted(on_sent, i) if on_sent else None)
+                await self._send(piece, _shifted(on_sent, i) if on_sent else None, shifted(at, i))
             return
-        await self._send(items, on_sent)
+        await self._send(items, on_sent, at)
 
-    async def send_before_failing(self, items: Chunk, on_sent: OnSent | None = None) -> None:
+    def _skipped(
+        self, items: Chunk, on_sent: OnSent | None, at: Position | None
+    ) -> tuple[Chunk, OnSent | None, Position | None]:
+        """Drop what a resumed stage re-made but had already delivered before."""
+        dropped = min(self._space.skip, len(items))
+        self._space.skip -= dropped
+        if on_sent is not None:
+            on_sent = _shifted(on_sent, dropped)
+        return items[dropped:], on_sent, shifted(at, dropped)
+
+    async def send_before_failing(
+        self, items: Chunk, on_sent: OnSent | None = None, at: Position | None = None
+    ) -> None:
         """Send the outputs made before a failure, which the caller raises next.
 
         Nothing here may take that failure's place: when nobody listens any more, or the run is
         being cancelled, the items are dropped (the run is ending anyway) and the caller goes on
         to raise its error, which the run then reports.
         """
+        if self._space.skip:
+            items, on_sent, at = self._skipped(items, on_sent, at)
         if not items:
             return
         try:
@@ -205,20 +233,20 @@ class Outbox:
                 # No yield on the way: the failure is reported before any other task runs, so
                 # it stays the first error of the run.
                 self._space.used += len(items)
-                self._put(items, on_sent)
+                self._put(items, on_sent, at)
             else:
-                await self.send(items, on_sent)
+                await self.send(items, on_sent, at)
         except (DownstreamClosed, anyio.get_cancelled_exc_class()):
             pass
 
-    async def _send(self, items: Chunk, on_sent: OnSent | None) -> None:
+    async def _send(self, items: Chunk, on_sent: OnSent | None, at: Position | None) -> None:
         n = len(items)
         space = self._space
         if space.fits(n):
             space.used += n
         else:
             await self._wait_room(n)
-        self._put(items, on_sent)
+        self._put(items, on_sent, at)
         sends = _Sends.count = _Sends.count + 1
         if sends - self._sent_at > 1:  # others ran since our last send
             self._resumed = time.perf_counter()
@@ -227,12 +255,15 @@ class Outbox:
             self._resumed = time.perf_counter()
         self._sent_at = _Sends.count
 
-    def _put(self, items: Chunk, on_sent: OnSent | None) -> None:
+    def _put(self, items: Chunk, on_sent: OnSent | None, at: Position | None) -> None:
         """Into the stream, room already taken."""
         n = len(items)
+        if at is not None:
+            self._space.stamps[id(items)] = at
         try:
             self._stream.send_nowait(items)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._space.stamps.pop(id(items), None)
             raise DownstreamClosed from None
         if on_sent is not None:
             on_sent(self._stats.items_out, 0, n)
@@ -259,9 +290,13 @@ def _shifted(on_sent: OnSent, by: int) -> OnSent:
 
 
 class Inbox:
-    """A worker's receiving end: returns whole chunks, ``None`` at the end of input."""
+    """A worker's receiving end: returns whole chunks, ``None`` at the end of input.
 
-    __slots__ = ("_space", "_stats", "_stream", "_upstream", "_worker")
+    It also knows where in the upstream's output the last chunk it returned starts
+    (:attr:`stamp`), so a stage can say which input position its state depends on.
+    """
+
+    __slots__ = ("_count", "_space", "_stats", "_stream", "_upstream", "_worker", "stamp")
 
     def __init__(
         self,
@@ -270,12 +305,25 @@ class Inbox:
         stats: StageStats,
         upstream: StageStats,
         worker: int,
+        start: Position | None = None,
     ) -> None:
         self._stream = stream
         self._space = space
         self._stats = stats
         self._upstream = upstream
         self._worker = worker
+        # Before the first chunk: where the upstream starts (its restored state, if any).
+        self.stamp: Position | None = start
+        self._count = 0  # length of the last chunk returned
+
+    def position(self, i: int) -> Position | None:
+        """The position of element ``i`` of the last chunk returned (``len`` of it: the end)."""
+        return shifted(self.stamp, i)
+
+    @property
+    def after(self) -> Position | None:
+        """The position right after everything this inbox returned."""
+        return shifted(self.stamp, self._count)
 
     async def receive(self) -> Chunk | None:
         items: Chunk | None
@@ -288,7 +336,10 @@ class Inbox:
         except anyio.EndOfStream:
             return self._ended()
         n = len(items)
-        self._space.give(n)
+        space = self._space
+        space.give(n)
+        self.stamp = space.stamps.pop(id(items), None)
+        self._count = n
         self._stats.items_in += n
         self._upstream.received_downstream += n
         return items
@@ -306,6 +357,7 @@ class Inbox:
     def _ended(self) -> Chunk | None:
         if self._space.failed:
             raise UpstreamFailed
+        self.stamp, self._count = self.after, 0
         return None
 
     def waited(self, started: float) -> None:

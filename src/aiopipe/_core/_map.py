@@ -27,10 +27,12 @@ from ._process_pool import (
     worked_s,
 )
 from ._shared_input import SharedInput
+from ._state import Position
 from ._stage import (
     RunContext,
     Runner,
     Stage,
+    Through,
     annotate,
     buffer_arg,
     fn_name,
@@ -140,6 +142,11 @@ class MapStage(Stage):
         self.executor = executor
         self.errors = errors
         self.name = name if name is not None else f"map({fn_name(fn)})"
+        # Unordered, the output order depends on timing: not resumable yet.
+        self.resumable = self.ordered or self.workers == 1
+
+    def params(self) -> dict[str, Any]:
+        return {"ordered": self.ordered}
 
     def runner(self, ctx: RunContext) -> Runner:
         errs = ctx.errors.for_stage(self, self.name, self.errors)
@@ -195,6 +202,12 @@ async def _in_thread(threads: ThreadPool, fn: Callable[[Any], Any], items: list[
     return res
 
 
+def _mark(up: Position | None, one_to_one: bool) -> Any:
+    """The mark of a map's output slice whose input starts at ``up``: one to one it is the
+    input's position; under an error policy that may skip elements, a replay from there."""
+    return Through(up) if one_to_one else ({}, up)
+
+
 def _executor_chunk(executor: object) -> int | None:
     """The slice size an executor asks for, if any."""
     chunk = getattr(executor, "chunk", None)
@@ -230,6 +243,7 @@ class _SerialMap(Runner):
         while (chunk := await inbox.receive()) is not None:
             pos, n = 0, len(chunk)
             while pos < n:
+                at = (self, _mark(inbox.position(pos), plain), 0)
                 piece = chunk if pos == 0 and pacer.size >= n else chunk[pos : pos + pacer.size]
                 t0 = time.perf_counter()
                 if plain and not (is_async or self.offloaded):
@@ -242,10 +256,10 @@ class _SerialMap(Runner):
                     )
                 if isinstance(res, _Failed):
                     annotate(res.exc, self.stage.name, index + pos + res.offset)
-                    await outbox.send_before_failing(res.done)  # they still count
+                    await outbox.send_before_failing(res.done, at=at)  # they still count
                     raise res.exc
                 self._pace(pacer, len(piece), time.perf_counter() - t0)
-                await outbox.send(res)
+                await outbox.send(res, at=at)
                 pos += len(piece)
             index += n
 
@@ -268,7 +282,7 @@ class _ParallelMap(Runner):
         # Slices taken but not yet sent; bounds what waits for a slow head-of-line slice.
         self.window = anyio.Semaphore(2 * stage.workers)
         # Finished slices by input position: (elements taken, results kept).
-        self.done: dict[int, tuple[int, list[Any]]] = {}
+        self.done: dict[int, tuple[int, list[Any], Position]] = {}
         self.next_out = 0
         self.draining = False
 
@@ -287,7 +301,7 @@ class _ParallelMap(Runner):
                 if windowed:
                     self.window.release()
                 return
-            base, items = got
+            base, items, at = got
             t0 = time.perf_counter()
             try:
                 if self.stage.errors.is_default:
@@ -303,7 +317,8 @@ class _ParallelMap(Runner):
                 raise res.exc
             pacer.record(len(items), self._cost(t0))
             if windowed:
-                await self._emit_in_order(base, len(items), res, outbox)
+                mark = (self, _mark(at, self.stage.errors.is_default), 0)
+                await self._emit_in_order(base, len(items), res, outbox, mark)
             else:
                 await outbox.send(res)
 
@@ -331,17 +346,19 @@ class _ParallelMap(Runner):
             return done if exc is None else _Failed(done, exc)
         return await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
 
-    async def _emit_in_order(self, base: int, taken: int, out: list[Any], outbox: Outbox) -> None:
-        self.done[base] = (taken, out)
+    async def _emit_in_order(
+        self, base: int, taken: int, out: list[Any], outbox: Outbox, at: Position
+    ) -> None:
+        self.done[base] = (taken, out, at)
         if self.draining:
             return  # the worker already draining will send it when its turn comes
         self.draining = True
         try:
             while self.next_out in self.done:
-                taken, ready = self.done.pop(self.next_out)
+                taken, ready, at = self.done.pop(self.next_out)
                 self.next_out += taken
                 self.window.release()
-                await outbox.send(ready)
+                await outbox.send(ready, at=at)
         finally:
             self.draining = False
 

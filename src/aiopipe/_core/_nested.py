@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 
-from ._run import STATE_VERSION, Run, RunOpener
+from ._run import Run, RunOpener
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
@@ -55,21 +55,18 @@ class NestedOpener:
         self.seed = ctx.seed_for(None)
         self.opened = 0
 
-    def open(self, pipe: Pipeline[Any], index: int | None = None) -> RunOpener[Any]:
+    def open(
+        self, pipe: Pipeline[Any], index: int | None = None, state: dict[str, Any] | None = None
+    ) -> RunOpener[Any]:
         """``async with opener.open(pipe) as run:`` (the next nested run, or run ``index``:
-        concurrent opens give each its own index, as their order is not known)."""
+        concurrent opens give each its own index, as their order is not known); ``state``
+        resumes it (a nested run's ``state_dict()``)."""
         if index is None:
             index, self.opened = self.opened, self.opened + 1
         names = pipe.stage_names
         # At most one seed per stage is drawn; spare ones are ignored.
         seeds = np.random.SeedSequence([self.seed, index]).generate_state(len(names) + 1, np.uint64)
-        state = {
-            "aiopipe_state": STATE_VERSION,
-            "stages": names,
-            "delivered": 0,
-            "seeds": [int(x) >> 1 for x in seeds],
-        }
-        return pipe.open(state=state)
+        return RunOpener(pipe._stages, state, seeds=[int(x) >> 1 for x in seeds])
 
 
 async def next_chunk(run: Run[Any]) -> list[Any] | None:

@@ -334,8 +334,8 @@ async def _grace(done: anyio.Event) -> None:
         await done.wait()
 
 
-def _indexed(got: tuple[int, list[Any]]) -> list[_Queued]:
-    base, paths = got
+def _indexed(got: tuple[int, list[Any], Any]) -> list[_Queued]:
+    base, paths, _ = got
     return [(base + i, os.fspath(p), 0, 0) for i, p in enumerate(paths)]
 
 

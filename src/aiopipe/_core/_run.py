@@ -15,31 +15,26 @@ from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, UpstreamFai
 from ._coordinator import Coordinator, describe_error
 from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
+from ._state import STATE_VERSION, Position, Unresumable, check_state, resolve, shifted
 from ._stats import PipelineStats, StageStats
 
 __all__ = ["Run", "RunOpener", "check_state"]
 
 T = TypeVar("T")
-STATE_VERSION = 1
 
 
-def check_state(stages: Sequence[Stage], state: object) -> tuple[int, list[int]]:
-    """Validate a ``state_dict()`` against this pipeline; returns (delivered, seeds)."""
-    if not isinstance(state, dict) or state.get("aiopipe_state") != STATE_VERSION:
-        raise ValueError(
-            f"state must be a dict returned by run.state_dict() (aiopipe_state={STATE_VERSION}), "
-            f"got {state!r:.80}"
-        )
-    names = [s.name for s in stages]
-    if state.get("stages") != names:
-        raise ValueError(
-            f"state was saved from a different pipeline: its stages are {state.get('stages')}, "
-            f"this pipeline's are {names}"
-        )
-    delivered, seeds = state.get("delivered"), state.get("seeds")
-    if not isinstance(delivered, int) or delivered < 0 or not isinstance(seeds, list):
-        raise ValueError(f"state is damaged: delivered={delivered!r}, seeds={seeds!r}")
-    return delivered, [int(s) for s in seeds]
+class _Start:
+    """The position of a stage that has sent nothing yet in this run: its restored state (or
+    its fresh start), and that of every stage before it."""
+
+    def __init__(self, slot: int, origin: list[Any]) -> None:
+        self.slot = slot
+        self.origin = origin
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> Any:
+        for i in range(self.slot):
+            out[i] = self.origin[i]
+        return self.origin[self.slot]
 
 
 class Run(Generic[T]):
@@ -48,19 +43,23 @@ class Run(Generic[T]):
     def __init__(
         self,
         stages: Sequence[Stage],
-        resume: tuple[int, list[int]],
+        state: dict[str, Any] | None,
         *,
         progress: bool = False,
         trace: str | os.PathLike[str] | None = None,
+        seeds: list[int] | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._progress = progress
         self._trace = trace
-        # ``resume`` is (outputs already delivered, seeds drawn), checked by RunOpener.
-        self._skip, seeds = resume
+        # ``state`` was checked by RunOpener: each stage's saved state (None: from the start).
+        at = state.get("at") if state is not None else None
+        self._origin: list[Any] = list(at) if at is not None else [None] * len(self._stages)
+        if seeds is None:
+            seeds = list(state["seeds"]) if state is not None else []
         self._ctx = RunContext(resume_seeds=seeds)
-        self._delivered = self._skip
-        self._resumed_at = self._skip
+        self._resumed_at = int(state.get("delivered", 0)) if state is not None else 0
+        self._delivered = self._resumed_at
         # Every stage exception is an error here, OutOfRangeError included: nothing is "clean".
         self._coord = Coordinator(stop_grace_period=0, clean_stop_exception_types=())
         self._coord._hard_stop = True
@@ -74,6 +73,8 @@ class Run(Generic[T]):
         self._runners: dict[int, Runner] = {}
         self._chunk: Chunk = []
         self._pos = 0
+        # The position of _chunk[0] in the last stage's output (see _state).
+        self._stamp: Position | None = self.start(len(self._stages) - 1)
         self._raised: BaseException | None = None  # a stage error the consumer has received
         self._out: MemoryObjectReceiveStream[Chunk] | None = None
         self._spaces: list[Space] = []  # element bound of each stage's output stream
@@ -96,9 +97,14 @@ class Run(Generic[T]):
         upstream: MemoryObjectReceiveStream[Chunk] | None = None
         for pos, stage in enumerate(self._stages):
             runner = stage.runner(self._ctx)
+            runner.slot = pos
             self._runners[pos] = runner
             send, receive, space = create_channel(self._buffers[pos])
             self._spaces.append(space)
+            saved = self._origin[pos]
+            if saved is not None:
+                space.skip = int(saved.get("skip", 0))
+                runner.restore(saved)
             for w in range(stage.task_count):
                 inbox = upstream.clone() if upstream is not None else None
                 self._coord.start_soon(
@@ -132,7 +138,14 @@ class Run(Generic[T]):
         outbox = Outbox(outbox_stream, space, stats, w)
         inbox = None
         if inbox_stream is not None:
-            inbox = Inbox(inbox_stream, self._spaces[pos - 1], stats, self._stats[pos - 1], w)
+            inbox = Inbox(
+                inbox_stream,
+                self._spaces[pos - 1],
+                stats,
+                self._stats[pos - 1],
+                w,
+                self.start(pos - 1),
+            )
         started = stats.worker_started()
         try:
             await runner.work(w, inbox, outbox)
@@ -245,6 +258,28 @@ class Run(Generic[T]):
         self._delivered += len(chunk)
         return chunk
 
+    async def _receive_marked(self) -> list[tuple[Chunk, Position | None]]:
+        """Every output ready (at least one), as chunks with their positions: what ``iter_sync``
+        hands its thread, which then knows the position of each element it returns."""
+        while self._pos >= len(self._chunk):
+            await self._refill()
+        first = self._chunk[self._pos :] if self._pos else self._chunk
+        got = [(first, shifted(self._stamp, self._pos))]
+        self._pos = len(self._chunk)
+        n = len(first)
+        out = self._out
+        while out is not None:
+            try:
+                chunk = out.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break  # the end itself is for the next receive to report
+            self._chunk = self._taken(chunk)
+            self._pos = len(self._chunk)
+            got.append((self._chunk, self._stamp))
+            n += len(chunk)
+        self._delivered += n
+        return got
+
     async def _refill(self) -> None:
         out = self._out
         if out is None:
@@ -275,21 +310,21 @@ class Run(Generic[T]):
                 chunk = out.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break  # the end itself is for the next receive to report
-            got.extend(self._taken(chunk))
+            self._chunk = self._taken(chunk)
+            self._pos = len(chunk)
+            got.extend(chunk)
         self._delivered += len(got)
         return got
 
     def _taken(self, chunk: Chunk) -> Chunk:
-        """Account for a chunk taken from the last stream; drop what a resume skips."""
+        """Account for a chunk taken from the last stream, and take its position."""
         n = len(chunk)
-        self._spaces[-1].give(n)
+        space = self._spaces[-1]
+        space.give(n)
+        self._stamp = space.stamps.pop(id(chunk), None)
         self._stats[-1].received_downstream += n
         self._consumer.items_in += n
         self._consumer.items_out += n
-        if self._skip:
-            dropped = min(self._skip, n)
-            self._skip -= dropped
-            chunk = chunk[dropped:]
         return chunk
 
     async def _wait_chunk(self, out: MemoryObjectReceiveStream[Chunk]) -> Chunk | None:
@@ -337,12 +372,36 @@ class Run(Generic[T]):
         return self._ctx.errors.recent()
 
     def state_dict(self) -> dict[str, Any]:
-        """A small JSON-serialisable dict; ``pipe.open(state=...)`` resumes right after it."""
+        """A small JSON-serialisable dict; ``pipe.open(state=...)`` resumes right after the
+        last output this run delivered: exactly the outputs not yet delivered follow."""
+        return self._state_at(shifted(self._stamp, self._pos), self._delivered)
+
+    @property
+    def last_index(self) -> int:
+        return len(self._stages) - 1
+
+    def start(self, index: int) -> Position:
+        """The position of stage ``index`` before it sends anything in this run."""
+        return (_Start(index, self._origin), None, 0)
+
+    def _state_at(self, at: Position | None, delivered: int) -> dict[str, Any]:
+        """The state at position ``at`` of the last stage (call in the run's event loop)."""
+        for stage in self._stages:
+            if not stage.resumable:
+                raise Unresumable(
+                    f"aiopipe: stage '{stage.name}' cannot save its state, so this pipeline "
+                    f"cannot be resumed exactly; a custom stage can implement state_dict() and "
+                    f"load_state_dict() (see Pipeline.then)"
+                )
+        out: dict[int, Any] = {}
+        resolve(at, out)
         return {
             "aiopipe_state": STATE_VERSION,
             "stages": [s.name for s in self._stages],
-            "delivered": self._delivered,
+            "params": [s.params() for s in self._stages],
             "seeds": list(self._ctx.drawn),
+            "delivered": delivered,
+            "at": [out.get(i) for i in range(len(self._stages))],
         }
 
 
@@ -375,18 +434,22 @@ class RunOpener(Generic[T]):
         *,
         progress: bool = False,
         trace: str | os.PathLike[str] | None = None,
+        seeds: list[int] | None = None,
     ) -> None:
         # A bad state is a build-time error, not a run-time one.
-        self._resume = check_state(stages, state) if state is not None else (0, [])
+        self._state = check_state(stages, state) if state is not None else None
         self._stages = stages
         self._progress = progress
         self._trace = trace
+        self._seeds = seeds  # a nested run's seeds, given by its outer run (see _nested)
         self._run: Run[T] | None = None
 
     async def __aenter__(self) -> Run[T]:
         if self._run is not None:
             raise RuntimeError("this open() was already entered; call pipe.open() again")
-        run: Run[T] = Run(self._stages, self._resume, progress=self._progress, trace=self._trace)
+        run: Run[T] = Run(
+            self._stages, self._state, progress=self._progress, trace=self._trace, seeds=self._seeds
+        )
         self._run = run
         await run._start()
         return run

@@ -9,21 +9,24 @@ from typing import Any
 import anyio
 
 from ._channel import Inbox
+from ._state import Position, shifted
 
 __all__ = ["SharedInput"]
 
 
 class SharedInput:
-    """Workers take slices of ``size`` elements with the input index of the first one.
+    """Workers take slices of ``size`` elements with the input index and the input position
+    (see ``_state``) of the first one.
 
     Only one worker receives from the stream at a time, so indexes follow stream order whichever
     worker happens to receive.
     """
 
     def __init__(self) -> None:
-        self.pending: deque[tuple[int, list[Any]]] = deque()
+        self.pending: deque[tuple[int, list[Any], Position | None]] = deque()
         self.next_index = 0
         self.done = False
+        self.end: Position | None = None  # the position after the last input, once it ended
         self._receiving = anyio.Lock()
         # Set (and replaced) whenever a receive ends: every waiting worker wakes at once. Queuing
         # them on the lock instead passed it on one worker per event-loop turn: with 256
@@ -31,7 +34,7 @@ class SharedInput:
         # and only ~70 requests were in flight.
         self._received = anyio.Event()
 
-    async def take(self, inbox: Inbox, size: int) -> tuple[int, list[Any]] | None:
+    async def take(self, inbox: Inbox, size: int) -> tuple[int, list[Any], Position | None] | None:
         """Up to ``size`` elements (waiting for input if none are here); None at the end."""
         while not self.pending:
             if self.done:
@@ -51,18 +54,19 @@ class SharedInput:
                     self._received = anyio.Event()
                 if chunk is None:
                     self.done = True
+                    self.end = inbox.after
                     return None
-                self.pending.append((self.next_index, chunk))
+                self.pending.append((self.next_index, chunk, inbox.stamp))
                 self.next_index += len(chunk)
         return self.take_nowait(size)
 
-    def take_nowait(self, size: int) -> tuple[int, list[Any]] | None:
+    def take_nowait(self, size: int) -> tuple[int, list[Any], Position | None] | None:
         """Up to ``size`` elements already received, or None if there are none."""
         if not self.pending:
             return None
-        base, items = self.pending[0]
+        base, items, at = self.pending[0]
         if len(items) <= size:
             self.pending.popleft()
-            return base, items
-        self.pending[0] = (base + size, items[size:])
-        return base, items[:size]
+            return base, items, at
+        self.pending[0] = (base + size, items[size:], shifted(at, size))
+        return base, items[:size], at

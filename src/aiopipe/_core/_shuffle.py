@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import random
+from collections import deque
 from typing import Any
+
+import numpy as np
 
 from ._channel import Inbox, Outbox
 from ._sources import _check_seed
 from ._stage import RunContext, Runner, Stage, buffer_arg, positive
+from ._state import Position, resolve, shifted
 
 __all__ = ["ShuffleStage"]
+
+DRAWS = 1024  # draws made at once, from (seed, block)
 
 
 class ShuffleStage(Stage):
@@ -39,36 +44,146 @@ class ShuffleStage(Stage):
         self.name = name if name is not None else "shuffle"
         self.buffer = buffer_arg("shuffle", buffer)
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         return _Shuffler(self, ctx.seed_for(self.seed))
 
+    def params(self) -> dict[str, Any]:
+        return {
+            "buffer_size": self.buffer_size,
+            "min_after_dequeue": self.min_after_dequeue,
+            "seed": self.seed,
+        }
+
 
 class _Shuffler(Runner):
+    """The buffer, and the input index of every element in it.
+
+    Draws are a pure function of (seed, output number), so no generator state is saved. A mark
+    (taken before each chunk of outputs) holds the output number, the number of inputs taken,
+    the input index of every held element in buffer order, and the input position of the oldest
+    of them: a resumed shuffle re-reads its input from there, keeps exactly the elements that
+    were held, in their slots, and goes on as the original did. The state grows with the buffer,
+    never with the position.
+    """
+
     def __init__(self, stage: ShuffleStage, seed: int) -> None:
         self.keep = stage.min_after_dequeue
-        # Python's Mersenne Twister: seeded draws are stable across runs, platforms and backends.
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.held: list[Any] = []
+        self.idx: list[int] = []  # input index of held[i]
+        self.made = 0  # outputs so far
+        self.taken = 0  # inputs so far
+        # Input chunks that may still have elements in the buffer: (first index, position).
+        self.chunks: deque[tuple[int, Position | None]] = deque()
+        self.plan: dict[str, Any] | None = None  # a restored state, until the buffer is refilled
+        self._block = -1
+        self._draws = np.empty(0)
+
+    def _draw(self, n: int) -> int:
+        """A uniform index below ``n`` for output number ``self.made``."""
+        block, i = divmod(self.made, DRAWS)
+        if block != self._block:
+            self._block = block
+            self._draws = np.random.default_rng([self.seed, block]).random(DRAWS)
+        return int(self._draws[i] * n)
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        made, taken, idx, first, up = mark
+        resolve(up, out)
+        state = {"made": made, "taken": taken, "first": first, "held": [i - first for i in idx]}
+        if k:
+            state["skip"] = k
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.plan = state
+        self.made = int(state["made"])
+
+    def _mark(self, end: Position | None) -> Position:
+        """The position of the next output: the state now, re-read from the oldest held."""
+        first = min(self.idx) if self.idx else self.taken
+        chunks = self.chunks
+        while len(chunks) > 1 and chunks[1][0] <= first:
+            chunks.popleft()
+        if chunks and chunks[0][0] <= first:
+            base, at = chunks[0]
+            up = shifted(at, first - base)
+        else:
+            up = end  # nothing held: input resumes right after what was taken
+        return (self, (self.made, self.taken, tuple(self.idx), first, up), 0)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        held, keep, below = self.held, self.keep, self.rng.randrange
-        while (chunk := await inbox.receive()) is not None:
+        chunk = None
+        if self.plan is not None:
+            chunk = await self._refill(inbox)
+            if len(self.held) > self.keep:  # the mark was taken right before this output
+                at = self._mark(None)
+                await outbox.send([self._pop(self._draw(len(self.held)))], at=at)
+        held, idx, keep = self.held, self.idx, self.keep
+        while chunk is not None or (chunk := await self._receive(inbox)) is not None:
             out: list[Any] = []
+            at = None
             for x in chunk:
                 held.append(x)
+                idx.append(self.taken)
+                self.taken += 1
                 if len(held) > keep:
-                    out.append(_pop_at(held, below(len(held))))
-            await outbox.send(out)
+                    if at is None:
+                        at = self._mark(None)
+                    out.append(self._pop(self._draw(len(held))))
+            chunk = None
+            await outbox.send(out, at=at)
+        at = self._mark(inbox.after)
         out = []
         while held:
-            out.append(_pop_at(held, below(len(held))))
-        await outbox.send(out)
+            out.append(self._pop(self._draw(len(held))))
+        await outbox.send(out, at=at)
 
+    async def _receive(self, inbox: Inbox) -> list[Any] | None:
+        chunk = await inbox.receive()
+        if chunk is not None:
+            self.chunks.append((self.taken, inbox.stamp))
+        return chunk
 
-def _pop_at(held: list[Any], i: int) -> Any:
-    # Swap with the last element and pop: O(1) instead of list.pop(i)'s O(n).
-    x = held[i]
-    held[i] = held[-1]
-    held.pop()
-    return x
+    def _pop(self, i: int) -> Any:
+        # Swap with the last element and pop: O(1) instead of list.pop(i)'s O(n).
+        held, idx = self.held, self.idx
+        x = held[i]
+        held[i] = held[-1]
+        held.pop()
+        idx[i] = idx[-1]
+        idx.pop()
+        self.made += 1
+        return x
+
+    async def _refill(self, inbox: Inbox) -> list[Any] | None:
+        """Re-read the input from the oldest element the saved buffer held, back to the state
+        it describes: the held elements in their slots, the others (already sent) dropped.
+        Returns the part of the last chunk read that is new input."""
+        plan, self.plan = self.plan, None
+        assert plan is not None
+        first, taken = int(plan["first"]), int(plan["taken"])
+        slots = {first + int(r): slot for slot, r in enumerate(plan["held"])}
+        self.held = [None] * len(slots)
+        self.idx = [0] * len(slots)
+        self.taken = first
+        while self.taken < taken:
+            chunk = await self._receive(inbox)
+            if chunk is None:
+                raise ValueError(
+                    f"shuffle: the saved state needs input up to element {taken}, but the "
+                    f"input ended at {self.taken}: it is not the input the state was saved with"
+                )
+            for i, x in enumerate(chunk):
+                n = self.taken
+                if n >= taken:
+                    return chunk[i:]  # past the saved state: new input
+                slot = slots.get(n)
+                if slot is not None:
+                    self.held[slot] = x
+                    self.idx[slot] = n
+                self.taken += 1
+        return None

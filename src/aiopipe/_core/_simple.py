@@ -9,10 +9,12 @@ from typing import Any
 
 from ._channel import DownstreamClosed, Inbox, Outbox
 from ._policy import RAISE, ErrorPolicy, StageErrors
+from ._state import Position, resolve, shifted
 from ._stage import (
     RunContext,
     Runner,
     Stage,
+    Through,
     annotate,
     buffer_arg,
     fn_name,
@@ -42,6 +44,8 @@ class FilterStage(Stage):
         self.name = name if name is not None else f"filter({fn_name(pred)})"
         self.buffer = buffer_arg("filter", buffer)
         self.errors = errors
+
+    resumable = True
 
     def runner(self, ctx: RunContext) -> Runner:
         return _FilterRunner(self, ctx.errors.for_stage(self, self.name, self.errors))
@@ -74,7 +78,8 @@ class _FilterRunner(Runner):
                 annotate(exc, self.stage.name, index + i)
                 raise
             index += len(chunk)
-            await outbox.send(kept)
+            # A replay mark: the chunk's kept elements follow from its input.
+            await outbox.send(kept, at=(self, ({}, inbox.stamp), 0))
 
     async def _guarded(self, chunk: list[Any], index: int) -> list[Any]:
         """The filter under an error policy: element by element, with retries and skips."""
@@ -113,6 +118,8 @@ class FlatMapStage(Stage):
         self.buffer = buffer_arg("flat_map", buffer)
         self.errors = errors
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         return _FlatMapRunner(self, ctx.errors.for_stage(self, self.name, self.errors))
 
@@ -128,12 +135,18 @@ class _FlatMapRunner(Runner):
         self.out: list[Any] = []
         self.flushed = time.perf_counter()
         self.sends = 0  # sends so far: tells whether an expansion was partly sent
+        # The input position of the element being expanded, and how many of its outputs were
+        # made before; ``head``: the same for out[0] (a send's position is a replay from there).
+        self.current: Position | None = None
+        self.made = 0
+        self.head: Position | None = None
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         index = 0
         while (chunk := await inbox.receive()) is not None:
-            for x in chunk:
+            for i, x in enumerate(chunk):
+                self.current, self.made = inbox.position(i), 0
                 await self._expand(x, index, outbox)
                 index += 1
             await self._flush(outbox)
@@ -142,6 +155,7 @@ class _FlatMapRunner(Runner):
         attempt = 0
         while True:
             mark, sends = len(self.out), self.sends
+            made = self.made
             try:
                 await self._emit(x, outbox)
                 return
@@ -150,6 +164,7 @@ class _FlatMapRunner(Runner):
             except Exception as exc:
                 if sends == self.sends and await self.errs.retry(exc, attempt):
                     del self.out[mark:]
+                    self.made = made
                     attempt += 1
                     continue
                 if not self.errs.skip(exc, index, None, index + 1):
@@ -175,7 +190,10 @@ class _FlatMapRunner(Runner):
             )
 
     async def _add(self, y: Any, outbox: Outbox) -> None:
+        if not self.out:
+            self.head = (self, ({}, self.current), self.made)
         self.out.append(y)
+        self.made += 1
         if len(self.out) >= outbox.limit or time.perf_counter() - self.flushed > FLUSH_S:
             await self._flush(outbox)
 
@@ -183,7 +201,7 @@ class _FlatMapRunner(Runner):
         out, self.out = self.out, []
         self.sends += 1
         self.flushed = time.perf_counter()
-        await outbox.send(out)
+        await outbox.send(out, at=self.head)
 
 
 def _closing(result: Iterable[Any]) -> Any:
@@ -192,9 +210,14 @@ def _closing(result: Iterable[Any]) -> Any:
 
 
 class TakeStage(Stage):
+    resumable = True
+
     def __init__(self, n: int) -> None:
         self.n = _count("take", n)
         self.name = "take"
+
+    def params(self) -> dict[str, Any]:
+        return {"n": self.n}
 
     def runner(self, ctx: RunContext) -> Runner:
         return _TakeRunner(self.n)
@@ -207,43 +230,70 @@ def _count(what: str, n: object) -> int:
 
 
 class _TakeRunner(Runner):
+    """Its mark: (left before the chunk, the chunk's input position), one to one."""
+
     def __init__(self, n: int) -> None:
         self.left = n
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        left, up = mark
+        resolve(shifted(up, k), out)
+        return {"left": left - k}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.left = int(state["left"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while self.left > 0 and (chunk := await inbox.receive()) is not None:
             piece = chunk[: self.left]
+            at = (self, (self.left, inbox.stamp), 0)
             self.left -= len(piece)
-            await outbox.send(piece)
+            await outbox.send(piece, at=at)
         # Returning closes our inbox: upstream sees nobody listening and stops at once.
 
 
 class SkipStage(Stage):
+    resumable = True
+
     def __init__(self, n: int) -> None:
         self.n = _count("skip", n)
         self.name = "skip"
+
+    def params(self) -> dict[str, Any]:
+        return {"n": self.n}
 
     def runner(self, ctx: RunContext) -> Runner:
         return _SkipRunner(self.n)
 
 
 class _SkipRunner(Runner):
+    """Sends only once nothing is left to skip: its mark is its input's position."""
+
     def __init__(self, n: int) -> None:
         self.left = n
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        resolve(shifted(mark, k), out)
+        return {"left": 0}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.left = int(state["left"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (chunk := await inbox.receive()) is not None:
+            dropped = 0
             if self.left:
                 dropped = min(self.left, len(chunk))
                 self.left -= dropped
                 chunk = chunk[dropped:]
-            await outbox.send(chunk)
+            await outbox.send(chunk, at=(self, inbox.position(dropped), 0))
 
 
 class PrefetchStage(Stage):
     one_to_one = True
+    resumable = True
 
     def __init__(self, n: int) -> None:
         self.buffer = positive("prefetch(n)", n)
@@ -257,4 +307,4 @@ class _Forward(Runner):
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (chunk := await inbox.receive()) is not None:
-            await outbox.send(chunk)
+            await outbox.send(chunk, at=(self, Through(inbox.stamp), 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+from collections import deque
 import os
 import time
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 from ._channel import MAX_CHUNK, Inbox, Outbox
 from ._pacer import Pacer
 from ._stage import RunContext, Runner, Stage, annotate, maybe_aclosing
+from ._state import fingerprint
 from ._urls import is_url, remote
 
 __all__ = ["FromFiles", "FromIterable", "FromSequences", "check_epochs", "epoch_order"]
@@ -59,9 +61,23 @@ class FromIterable(Stage):
             )
         self.obj = obj
         self.name = "from_iterable"
+        self.one_shot = _is_iterator(obj)
+
+    resumable = True
 
     def runner(self, ctx: RunContext) -> Runner:
         return _IterableRunner(self)
+
+    def params(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def check_restore(self, state: dict[str, Any] | None) -> None:
+        if self.one_shot:
+            raise TypeError(
+                f"from_iterable over the iterator {type(self.obj).__name__} cannot resume: an "
+                f"iterator can be walked only once, and part of it is gone; give a re-iterable "
+                f"(a list, a range, an object whose __iter__ starts afresh) or from_arrays"
+            )
 
 
 def _is_iterator(obj: object) -> bool:
@@ -73,23 +89,40 @@ def _is_iterator(obj: object) -> bool:
 
 
 class _IterableRunner(Runner):
+    """Its mark is (epoch, elements of that epoch before the chunk)."""
+
     def __init__(self, stage: FromIterable) -> None:
         self.stage = stage
-        self.index = 0
+        self.index = 0  # elements sent in this run (for error notes)
+        self.epoch = 0
+        self.at = 0  # elements of this epoch before the next one sent
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        epoch, at = mark
+        return {"epoch": epoch, "index": at + k}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.epoch, self.at = int(state["epoch"]), int(state["index"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        for _ in _epochs(self.stage.epochs):
+        epochs = self.stage.epochs
+        while epochs is None or self.epoch < epochs:
             before = self.index
+            skipped = self.at
             if self.stage.is_async:
                 await self._async_epoch(outbox)
             else:
                 await self._sync_epoch(outbox)
-            if self.index == before:
+            if self.index == before and not skipped:
                 return  # an empty source repeated forever is still empty: end, do not spin
+            self.epoch, self.at = self.epoch + 1, 0
             await anyio.lowlevel.checkpoint()
 
     async def _sync_epoch(self, outbox: Outbox) -> None:
         it = iter(self.stage.obj)  # type: ignore[arg-type]
+        if self.at:
+            # A resumed epoch: step over what was delivered (in C; a sequence is not re-read).
+            deque(islice(it, self.at), maxlen=0)
         # A generator is closed when the run stops early, so its ``finally`` runs now.
         try:
             await self._sync_pieces(it, outbox)
@@ -108,19 +141,30 @@ class _IterableRunner(Runner):
                 piece.extend(islice(it, pacer.size))
             except Exception as exc:
                 annotate(exc, self.stage.name, self.index + len(piece))
+                at = (self, (self.epoch, self.at), 0)
                 self.index += len(piece)
-                await outbox.send_before_failing(piece)  # those before it still count
+                await outbox.send_before_failing(piece, at=at)  # those before it still count
                 raise
             pacer.record(len(piece), time.perf_counter() - t0)
             if not piece:
                 return
-            self.index += len(piece)
-            await outbox.send(piece)
+            await self._send(piece, outbox)
+
+    async def _send(self, piece: list[Any], outbox: Outbox) -> None:
+        at = (self, (self.epoch, self.at), 0)
+        self.index += len(piece)
+        self.at += len(piece)
+        await outbox.send(piece, at=at)
 
     async def _async_epoch(self, outbox: Outbox) -> None:
         ait = aiter(self.stage.obj)  # type: ignore[arg-type]
         pacer = Pacer(SOURCE_BUDGET_S)
         async with maybe_aclosing(ait):
+            for _ in range(self.at):  # a resumed epoch: step over what was delivered
+                try:
+                    await anext(ait)
+                except StopAsyncIteration:
+                    return
             done = False
             while not done:
                 piece: list[Any] = []
@@ -133,12 +177,12 @@ class _IterableRunner(Runner):
                         break
                     except Exception as exc:
                         annotate(exc, self.stage.name, self.index + len(piece))
+                        at = (self, (self.epoch, self.at), 0)
                         self.index += len(piece)
-                        await outbox.send_before_failing(piece)  # those before it still count
+                        await outbox.send_before_failing(piece, at=at)  # those before count
                         raise
                 pacer.record(len(piece), time.perf_counter() - t0)
-                self.index += len(piece)
-                await outbox.send(piece)
+                await self._send(piece, outbox)
 
 
 class FromSequences(Stage):
@@ -179,9 +223,19 @@ class FromSequences(Stage):
         self.seed = _check_seed(seed)
         self.name = name
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         seed = ctx.seed_for(self.seed) if self.shuffle else 0
         return _SequenceRunner(self, seed)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "length": self.length,
+            "epochs": self.epochs,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+        }
 
 
 def _length(column: Any, label: str) -> int:
@@ -203,18 +257,32 @@ def _check_seed(seed: object) -> int | None:
 
 
 class _SequenceRunner(Runner):
+    """Its mark is the number of rows sent before the chunk, over all epochs: a row's epoch
+    and place follow from it (the permutations are pure functions of seed and epoch)."""
+
     def __init__(self, stage: FromSequences, seed: int) -> None:
         self.stage = stage
         self.seed = seed
+        self.start = 0
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        return {"pos": int(mark) + k}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.start = int(state["pos"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         n = self.stage.length
         if n == 0:
             return
+        first_epoch, first = divmod(self.start, n)
         for epoch in _epochs(self.stage.epochs):
+            if epoch < first_epoch:
+                continue
             order = epoch_order(n, self.seed, epoch) if self.stage.shuffle else None
-            for start in range(0, n, MAX_CHUNK):
-                await outbox.send(self._rows(order, start, min(n, start + MAX_CHUNK)))
+            for start in range(first if epoch == first_epoch else 0, n, MAX_CHUNK):
+                rows = self._rows(order, start, min(n, start + MAX_CHUNK))
+                await outbox.send(rows, at=(self, epoch * n + start, 0))
             await anyio.lowlevel.checkpoint()
 
     def _rows(self, order: np.ndarray | None, start: int, stop: int) -> list[Any]:
@@ -247,6 +315,10 @@ class FromFiles(FromSequences):
     ) -> None:
         paths = _match(patterns, storage_options)
         super().__init__([paths], epochs=epochs, shuffle=shuffle, seed=seed, name="from_files")
+        self.files = fingerprint(paths)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "files": self.files}
 
 
 def _match(

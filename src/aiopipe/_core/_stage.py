@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._channel import Inbox, Outbox
+from ._state import Position, Unresumable, resolve, shifted
 from ._threads import ThreadPool
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = [
     "RunContext",
     "Runner",
     "Stage",
+    "Through",
     "annotate",
     "failed_element",
     "fn_name",
@@ -67,8 +69,28 @@ class RunContext:
         return seed
 
 
+class Through:
+    """The mark of a stage whose outputs are its inputs, one to one and in order (an ordered
+    map, prefetch): output ``k`` after it is input ``k`` after ``up``, no state of its own."""
+
+    __slots__ = ("up",)
+
+    def __init__(self, up: Position | None) -> None:
+        self.up = up
+
+
 class Runner(abc.ABC):
-    """The per-run side of a stage: its shared state and the body of each worker."""
+    """The per-run side of a stage: its shared state and the body of each worker.
+
+    The state contract (see ``_state``): every chunk a runner sends carries a position, ``(self,
+    mark, k)``. ``resolve`` turns a mark into this stage's JSON state ``k`` outputs after it
+    (resolving the input positions the mark holds); ``restore`` takes such a state back before
+    the workers start. Two marks need no code of their own: ``Through(up)`` for one-to-one
+    ordered stages, and ``(state, up)``: "my state was ``state`` with my input at ``up``; replay
+    and drop ``k`` outputs".
+    """
+
+    slot = 0  # this stage's place in the run; set by the run
 
     @abc.abstractmethod
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
@@ -77,6 +99,22 @@ class Runner(abc.ABC):
     def origin(self, index: int) -> str | None:
         """Where output ``index`` of this stage came from ("line 19 of /x.csv"), if known."""
         return None
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        """This stage's state ``k`` outputs after ``mark``; writes its upstream's into ``out``."""
+        if isinstance(mark, Through):
+            resolve(shifted(mark.up, k), out)
+            return {}
+        if isinstance(mark, tuple) and len(mark) == 2 and isinstance(mark[0], dict):
+            own, up = mark
+            if up is not None:
+                resolve(up, out)
+            return {**own, "skip": k} if k else dict(own)
+        raise Unresumable(f"aiopipe: stage {type(self).__name__} cannot save its state")
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back a state ``resolve`` wrote, before any worker starts ("skip" is the
+        engine's: it drops that many outputs)."""
 
 
 class Stage(abc.ABC):
@@ -90,8 +128,21 @@ class Stage(abc.ABC):
     # True when output i is made from input i (map, prefetch): lets errors point to the record.
     one_to_one: bool = False
 
+    # True when the stage implements the state contract (see Runner): a run whose stages all
+    # do can save an exact state_dict().
+    resumable: bool = False
+
     @abc.abstractmethod
     def runner(self, ctx: RunContext) -> Runner: ...
+
+    def params(self) -> dict[str, Any]:
+        """The parameters a saved state must have been made with (JSON values): resuming with
+        others could not be exact. Compared at ``open(state=)``."""
+        return {}
+
+    def check_restore(self, state: dict[str, Any] | None) -> None:
+        """Refuse, at ``open(state=)``, a saved state this stage cannot resume exactly
+        (``None``: the stage had not started)."""
 
     def scale(self, upstream: int, batches: list[int]) -> int:
         """How many source elements one output element stands for, given the input's."""

@@ -18,6 +18,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._coordinator import describe_error
 from ._run import Run
+from ._state import Position, shifted
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
@@ -42,7 +43,7 @@ class _Handoff(Generic[T]):
 
     def __init__(self, run: Run[T]) -> None:
         self.run = run
-        self.queue: queue.SimpleQueue[list[T] | _End] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[_Batch[T] | _End] = queue.SimpleQueue()
 
     async def pump(self) -> None:
         while True:
@@ -51,7 +52,7 @@ class _Handoff(Generic[T]):
                 # free of any cross-thread call (a wake-up through the portal blocks it).
                 await anyio.sleep(POLL_S)
             try:
-                chunk = await self.run.receive_chunk()
+                marked = await self.run._receive_marked()
             except anyio.EndOfStream as exc:
                 self.queue.put(_End(exc if exc is self.run.raised else None))
                 return
@@ -62,10 +63,36 @@ class _Handoff(Generic[T]):
                 # it, and the portal's event loop goes on to stop the run cleanly.
                 self.queue.put(_End(exc))
                 return
-            # Everything else ready goes too: one hand-off (and one wake-up of the consumer
-            # thread) for many chunks.
-            ready = self.run.receive_ready()
-            self.queue.put([*chunk, *ready] if ready else chunk)
+            # Everything ready goes in one hand-off (one wake-up of the consumer thread), with
+            # where each chunk starts, so the thread knows the position of what it returns.
+            if len(marked) == 1:
+                self.queue.put(_Batch(marked[0][0], [(0, marked[0][1])]))
+                continue
+            items: list[T] = []
+            starts: list[tuple[int, Position | None]] = []
+            for chunk, at in marked:
+                starts.append((len(items), at))
+                items.extend(chunk)
+            self.queue.put(_Batch(items, starts))
+
+
+class _Batch(Generic[T]):
+    """Queue item: outputs, and the position of each chunk they came in (offset, position)."""
+
+    __slots__ = ("items", "starts")
+
+    def __init__(self, items: list[T], starts: list[tuple[int, Position | None]]) -> None:
+        self.items = items
+        self.starts = starts
+
+    def position(self, i: int) -> Position | None:
+        """The position of ``items[i]`` (``len(items)``: right after the last)."""
+        offset, at = self.starts[0]
+        for start in self.starts:
+            if start[0] > i:
+                break
+            offset, at = start
+        return shifted(at, i - offset)
 
 
 class _Contained(Generic[T]):
@@ -135,6 +162,8 @@ class SyncIterator(Generic[T]):
         self._chunk: list[T] = []
         self._pos = 0
         self._taken = 0  # outputs handed to the caller
+        # Where the current chunk came from; before the first, where the run starts.
+        self._batch: _Batch[T] = _Batch([], [(0, self._run.start(self._run.last_index))])
 
     def __iter__(self) -> SyncIterator[T]:
         return self
@@ -160,12 +189,13 @@ class SyncIterator(Generic[T]):
             raise
         if isinstance(got, _End):
             self._chunk, self._pos = [], 0
+            self._batch = _Batch([], [(0, self._batch.position(len(self._batch.items)))])
             if got.exc is None:
                 self.close()
                 raise StopIteration
             self._close_quietly()
             raise got.exc
-        self._chunk, self._pos = got, 0
+        self._chunk, self._pos, self._batch = got.items, 0, got
 
     def _close_quietly(self) -> None:
         # An error is on its way to the caller; stopping must not replace it.
@@ -207,14 +237,16 @@ class SyncIterator(Generic[T]):
         return self._run.stats() if self._closed else self._portal.call(self._run.stats)
 
     def state_dict(self) -> dict[str, Any]:
-        """Like ``Run.state_dict()``, counting only the outputs this iterator has returned.
+        """Like ``Run.state_dict()``, right after the last output this iterator returned.
 
-        Taken in the caller's thread from its own count, never from the run's counters, which
-        the pipeline's thread changes meanwhile (the stages and seeds are fixed at open).
+        The position is this thread's own (the chunk it is in and how far), never the run's,
+        which the pipeline's thread moves on meanwhile; the run's loop then resolves it.
         """
-        state = self._run.state_dict()
-        state["delivered"] = self._run.resumed_at + self._taken
-        return state
+        at = self._batch.position(self._pos)
+        delivered = self._run.resumed_at + self._taken
+        if self._closed:
+            return self._run._state_at(at, delivered)
+        return self._portal.call(self._run._state_at, at, delivered)
 
     def __enter__(self) -> SyncIterator[T]:
         return self

@@ -1,4 +1,5 @@
-"""Test helpers for code built on aiopipe: a conformance battery for TF-style queues, and
+"""Test helpers for code built on aiopipe: a conformance battery for TF-style queues,
+``check_resume`` (exact save/load at many cut points, for any pipeline), and
 ``ObjectServer``, an HTTP object server on 127.0.0.1 with fault injection (503s, 429s, resets,
 dropped bodies, stalls) to test pipelines reading ``http://`` URLs against.
 
@@ -13,11 +14,21 @@ from ._queue_battery import QUEUE_CHECKS as QUEUE_CHECKS
 from ._queue_battery import QueueKind as QueueKind
 from ._queue_battery import QueueLike as QueueLike
 from ._queue_battery import check_queue as check_queue
+from ._resume import ResumeReport as ResumeReport
+from ._resume import check_resume as check_resume
 
 if TYPE_CHECKING:
     from ._object_server import ObjectServer as ObjectServer
 
-__all__ = ("QUEUE_CHECKS", "ObjectServer", "QueueKind", "QueueLike", "check_queue")
+__all__ = (
+    "QUEUE_CHECKS",
+    "ObjectServer",
+    "QueueKind",
+    "QueueLike",
+    "ResumeReport",
+    "check_queue",
+    "check_resume",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -94,9 +94,7 @@ class _Batcher(Runner):
                     out, starts, t0 = [], [held_at], time.perf_counter()
             await outbox.send(out, at=(self, starts, 0))
         if self.held and not self.stage.drop_remainder:
-            await outbox.send(
-                [self._collate(self.held)], at=(self, [held_at, inbox.after], 0)
-            )
+            await outbox.send([self._collate(self.held)], at=(self, [held_at, inbox.after], 0))
 
     def _collate(self, items: list[Any]) -> Any:
         try:

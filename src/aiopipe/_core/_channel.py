@@ -28,6 +28,7 @@ __all__ = [
     "DownstreamClosed",
     "Inbox",
     "Outbox",
+    "SendClock",
     "Space",
     "UpstreamFailed",
     "chunk_limit",
@@ -41,11 +42,15 @@ MAX_CHUNK = 256
 YIELD_S = 0.002
 
 
-class _Sends:
-    """Sends made by every worker in the process: if others sent since our last send, the loop
-    went round in between, and we were not hogging it (64 fetch workers, W2b)."""
+class SendClock:
+    """Sends made by every worker of one run: if others sent since our last send, the loop went
+    round in between, and we were not hogging it (64 fetch workers, W2b). One per run, owned by
+    it (a run's tasks all live on one event loop)."""
 
-    count = 0
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 Chunk = list[Any]
@@ -159,7 +164,16 @@ class Space:
 class Outbox:
     """A worker's sending end: splits chunks to the stream's limit and accounts for them."""
 
-    __slots__ = ("_limit", "_resumed", "_sent_at", "_space", "_stats", "_stream", "_worker")
+    __slots__ = (
+        "_clock",
+        "_limit",
+        "_resumed",
+        "_sent_at",
+        "_space",
+        "_stats",
+        "_stream",
+        "_worker",
+    )
 
     def __init__(
         self,
@@ -167,14 +181,16 @@ class Outbox:
         space: Space,
         stats: StageStats,
         worker: int,
+        clock: SendClock,
     ) -> None:
         self._stream = stream
+        self._clock = clock
         self._space = space
         self._limit = chunk_limit(space.capacity)
         self._stats = stats
         self._worker = worker
         self._resumed = time.perf_counter()  # when this worker last let others run
-        self._sent_at = 0  # _Sends.count after this worker's last send
+        self._sent_at = 0  # the clock's count after this worker's last send
 
     @property
     def limit(self) -> int:
@@ -247,13 +263,14 @@ class Outbox:
         else:
             await self._wait_room(n)
         self._put(items, on_sent, at)
-        sends = _Sends.count = _Sends.count + 1
-        if sends - self._sent_at > 1:  # others ran since our last send
+        clock = self._clock
+        clock.count += 1
+        if clock.count - self._sent_at > 1:  # others ran since our last send
             self._resumed = time.perf_counter()
         elif time.perf_counter() - self._resumed > YIELD_S:
             await anyio.lowlevel.checkpoint()
             self._resumed = time.perf_counter()
-        self._sent_at = _Sends.count
+        self._sent_at = clock.count
 
     def _put(self, items: Chunk, on_sent: OnSent | None, at: Position | None) -> None:
         """Into the stream, room already taken."""
@@ -296,21 +313,19 @@ class Inbox:
     (:attr:`stamp`), so a stage can say which input position its state depends on.
     """
 
-    __slots__ = ("_count", "_space", "_stats", "_stream", "_upstream", "_worker", "stamp")
+    __slots__ = ("_count", "_space", "_stats", "_stream", "_worker", "stamp")
 
     def __init__(
         self,
         stream: MemoryObjectReceiveStream[Chunk],
         space: Space,
         stats: StageStats,
-        upstream: StageStats,
         worker: int,
         start: Position | None = None,
     ) -> None:
         self._stream = stream
         self._space = space
         self._stats = stats
-        self._upstream = upstream
         self._worker = worker
         # Before the first chunk: where the upstream starts (its restored state, if any).
         self.stamp: Position | None = start
@@ -335,13 +350,23 @@ class Inbox:
                 return None
         except anyio.EndOfStream:
             return self._ended()
+        return self._took(items)
+
+    def receive_nowait(self) -> Chunk | None:
+        """A chunk if one is ready now, else None (the end is for ``receive`` to report)."""
+        try:
+            items = self._stream.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return None
+        return self._took(items)
+
+    def _took(self, items: Chunk) -> Chunk:
         n = len(items)
         space = self._space
         space.give(n)
         self.stamp = space.stamps.pop(id(items), None)
         self._count = n
         self._stats.items_in += n
-        self._upstream.received_downstream += n
         return items
 
     async def _wait_receive(self) -> Chunk | None:

@@ -13,7 +13,7 @@ from anyio.abc import TaskGroup
 
 from ._errors import OutOfRangeError
 
-__all__ = ["Coordinator", "describe_error"]
+__all__ = ["Coordinator", "PipelineCoordinator", "describe_error"]
 
 
 @final
@@ -191,3 +191,15 @@ def describe_error(exc: BaseException) -> str:
     notes = [n for n in getattr(exc, "__notes__", ()) if n.startswith("aiopipe: raised in")]
     where = f" ({notes[0].removeprefix('aiopipe: ')})" if notes else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+class PipelineCoordinator(Coordinator):
+    """The coordinator of a pipeline run: a stop cancels every task at once (there is no grace
+    for stage tasks, which hold nothing worth finishing), every stage exception is an error
+    (an ``OutOfRangeError`` from a stage too), and errors reported after the first become notes
+    on it instead of vanishing."""
+
+    def __init__(self) -> None:
+        super().__init__(stop_grace_period=0, clean_stop_exception_types=())
+        self._hard_stop = True
+        self._late_errors_as_notes = True

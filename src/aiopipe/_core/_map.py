@@ -27,19 +27,19 @@ from ._process_pool import (
     worked_s,
 )
 from ._shared_input import SharedInput
-from ._state import Position
 from ._stage import (
     RunContext,
     Runner,
     Stage,
-    Through,
     annotate,
     buffer_arg,
     fn_name,
     is_async_callable,
     positive,
 )
+from ._state import Position
 from ._threads import ThreadPool
+from ._unordered import Ledger, Sent
 
 __all__ = ["Executor", "MapStage"]
 
@@ -142,8 +142,7 @@ class MapStage(Stage):
         self.executor = executor
         self.errors = errors
         self.name = name if name is not None else f"map({fn_name(fn)})"
-        # Unordered, the output order depends on timing: not resumable yet.
-        self.resumable = self.ordered or self.workers == 1
+        self.resumable = True
 
     def params(self) -> dict[str, Any]:
         return {"ordered": self.ordered}
@@ -202,12 +201,6 @@ async def _in_thread(threads: ThreadPool, fn: Callable[[Any], Any], items: list[
     return res
 
 
-def _mark(up: Position | None, one_to_one: bool) -> Any:
-    """The mark of a map's output slice whose input starts at ``up``: one to one it is the
-    input's position; under an error policy that may skip elements, a replay from there."""
-    return Through(up) if one_to_one else ({}, up)
-
-
 def _executor_chunk(executor: object) -> int | None:
     """The slice size an executor asks for, if any."""
     chunk = getattr(executor, "chunk", None)
@@ -243,7 +236,9 @@ class _SerialMap(Runner):
         while (chunk := await inbox.receive()) is not None:
             pos, n = 0, len(chunk)
             while pos < n:
-                at = (self, _mark(inbox.position(pos), plain), 0)
+                # One to one, output i is input i: the input's position is the output's (no
+                # state of its own; a resolved state has None for this stage).
+                at = inbox.position(pos) if plain else (self, ({}, inbox.position(pos)), 0)
                 piece = chunk if pos == 0 and pacer.size >= n else chunk[pos : pos + pacer.size]
                 t0 = time.perf_counter()
                 if plain and not (is_async or self.offloaded):
@@ -282,9 +277,23 @@ class _ParallelMap(Runner):
         # Slices taken but not yet sent; bounds what waits for a slow head-of-line slice.
         self.window = anyio.Semaphore(2 * stage.workers)
         # Finished slices by input position: (elements taken, results kept).
-        self.done: dict[int, tuple[int, list[Any], Position]] = {}
+        self.done: dict[int, tuple[int, list[Any], Position | None]] = {}
         self.next_out = 0
         self.draining = False
+        # Unordered: what was sent, for an exact state (see _unordered); and, when resumed,
+        # results held until the slices sent after the saved position have gone again in order.
+        self.ledger = Ledger(self.input.untaken)
+        self.held: dict[int, tuple[int, list[Any]]] = {}
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        if isinstance(mark, Sent):
+            return Ledger.resolve(mark, k, out)
+        return super().resolve(mark, k, out)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if not self.stage.ordered:
+            self.ledger.restore(state)
+            self.input.next_index = self.ledger.start
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -296,12 +305,20 @@ class _ParallelMap(Runner):
         while True:
             if windowed:
                 await self._enter_window(outbox)
-            got = await self.input.take(inbox, _executor_chunk(self.stage.executor) or pacer.size)
+            size = _executor_chunk(self.stage.executor) or pacer.size
+            cap = self.ledger.limit if self.ledger.replay or self.ledger.drop else None
+            got = await self.input.take(inbox, size, cap)
             if got is None:
                 if windowed:
                     self.window.release()
+                if self.held:
+                    await self._send_held(outbox)
                 return
             base, items, at = got
+            if not windowed:
+                if self.ledger.drop and self.ledger.dropped(base):
+                    continue  # delivered before the resume
+                self.ledger.taken(base, len(items), at)
             t0 = time.perf_counter()
             try:
                 if self.stage.errors.is_default:
@@ -314,13 +331,25 @@ class _ParallelMap(Runner):
                 raise
             if isinstance(res, _Failed):
                 annotate(res.exc, self.stage.name, base + res.offset)
+                # The results before the failing element still count, as in a serial map, when
+                # they can go now: unordered, or ordered with every earlier slice sent. Else the
+                # error goes at once (an error must not wait behind slow work).
+                if not windowed:
+                    mark = (self, self.ledger.sent(base, len(items)), 0)
+                    await outbox.send_before_failing(res.done, at=mark)
+                elif base == self.next_out and not self.draining:
+                    mark = at if self.stage.errors.is_default else (self, ({}, at), 0)
+                    await outbox.send_before_failing(res.done, at=mark)
                 raise res.exc
             pacer.record(len(items), self._cost(t0))
             if windowed:
-                mark = (self, _mark(at, self.stage.errors.is_default), 0)
+                mark = at if self.stage.errors.is_default else (self, ({}, at), 0)
                 await self._emit_in_order(base, len(items), res, outbox, mark)
+            elif self.ledger.replay or self.held:
+                self.held[base] = (len(items), res)
+                await self._send_held(outbox)
             else:
-                await outbox.send(res)
+                await outbox.send(res, at=(self, self.ledger.sent(base, len(items)), 0))
 
     def _cost(self, t0: float) -> float:
         """What the slice that started at ``t0`` cost, for the pacer."""
@@ -346,8 +375,36 @@ class _ParallelMap(Runner):
             return done if exc is None else _Failed(done, exc)
         return await stage.executor.submit(apply_slice, fn, items)  # type: ignore[union-attr]
 
+    async def _send_held(self, outbox: Outbox) -> None:
+        """Resuming unordered: send again, in their order, the slices the saved state says were
+        sent after its position; then what was made meanwhile (once the replay is done, in any
+        order: nothing downstream has seen it)."""
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            replay, held = self.ledger.replay, self.held
+            while replay:
+                base, size = replay[0]
+                got = _gather(held, base, size)
+                if got is None:
+                    return  # not all made yet: the worker that makes the last piece sends it
+                replay.pop(0)
+                await outbox.send(got, at=(self, self.ledger.sent(base, size), 0))
+            while held:
+                base = min(held)
+                size, res = held.pop(base)
+                await outbox.send(res, at=(self, self.ledger.sent(base, size), 0))
+        finally:
+            self.draining = False
+
     async def _emit_in_order(
-        self, base: int, taken: int, out: list[Any], outbox: Outbox, at: Position
+        self,
+        base: int,
+        taken: int,
+        out: list[Any],
+        outbox: Outbox,
+        at: Position | None,
     ) -> None:
         self.done[base] = (taken, out, at)
         if self.draining:
@@ -361,6 +418,22 @@ class _ParallelMap(Runner):
                 await outbox.send(ready, at=at)
         finally:
             self.draining = False
+
+
+def _gather(held: dict[int, tuple[int, list[Any]]], base: int, size: int) -> list[Any] | None:
+    """The results of inputs ``base .. base+size``, from the pieces that computed them, if all
+    are here (they are then taken out of ``held``)."""
+    at, pieces = base, []
+    while at < base + size:
+        piece = held.get(at)
+        if piece is None:
+            return None
+        pieces.append(at)
+        at += piece[0]
+    out: list[Any] = []
+    for b in pieces:
+        out.extend(held.pop(b)[1])
+    return out
 
 
 class _ProcessMap(_ParallelMap):

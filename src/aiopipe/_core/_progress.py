@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 
 if TYPE_CHECKING:
-    from ._run import Run
+    from ._stats import RunView
 
 __all__ = ["ProgressBar", "progress_enabled"]
 
@@ -37,7 +37,7 @@ def progress_enabled(stream: TextIO) -> bool:
 class ProgressBar:
     """Draws a tqdm bar from ``run.stats()`` about five times a second until cancelled."""
 
-    def __init__(self, run: Run[Any]) -> None:
+    def __init__(self, run: RunView) -> None:
         try:
             from tqdm.auto import tqdm
         except ImportError:  # one clear line instead of a bare "No module named 'tqdm'"
@@ -63,13 +63,11 @@ class ProgressBar:
 
     def _total(self) -> int | None:
         """The run's length when known: the bar then shows a percentage and an ETA."""
-        from ._cardinality import cardinality
-
-        n = cardinality(self._run._stages)
+        n = self._run.length
         return n if isinstance(n, int) else None
 
     def _update(self, bar: Any) -> None:
-        stats = self._run.stats()
+        stats = self._run.snapshot()
         consumer = stats[-1]
         bar.update(consumer.items_in - bar.n)
         slow = stats.bottleneck

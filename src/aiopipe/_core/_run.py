@@ -11,12 +11,21 @@ from typing import Any, Generic, NoReturn, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channel import Chunk, DownstreamClosed, Inbox, Outbox, Space, UpstreamFailed, create_channel
-from ._coordinator import Coordinator, describe_error
+from ._channel import (
+    Chunk,
+    DownstreamClosed,
+    Inbox,
+    Outbox,
+    SendClock,
+    Space,
+    UpstreamFailed,
+    create_channel,
+)
+from ._coordinator import PipelineCoordinator, describe_error
 from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._state import STATE_VERSION, Position, Unresumable, check_state, resolve, shifted
-from ._stats import PipelineStats, StageStats
+from ._stats import PipelineStats, RunView, StageStats
 
 __all__ = ["Run", "RunOpener", "check_state"]
 
@@ -60,10 +69,8 @@ class Run(Generic[T]):
         self._ctx = RunContext(resume_seeds=seeds)
         self._resumed_at = int(state.get("delivered", 0)) if state is not None else 0
         self._delivered = self._resumed_at
-        # Every stage exception is an error here, OutOfRangeError included: nothing is "clean".
-        self._coord = Coordinator(stop_grace_period=0, clean_stop_exception_types=())
-        self._coord._hard_stop = True
-        self._coord._late_errors_as_notes = True
+        self._coord = PipelineCoordinator()
+        self._clock = SendClock()
         self._buffers = resolve_buffers(self._stages)
         self._stats = [
             StageStats(s.name, s.workers, b)
@@ -76,7 +83,7 @@ class Run(Generic[T]):
         # The position of _chunk[0] in the last stage's output (see _state).
         self._stamp: Position | None = self.start(len(self._stages) - 1)
         self._raised: BaseException | None = None  # a stage error the consumer has received
-        self._out: MemoryObjectReceiveStream[Chunk] | None = None
+        self._inbox: Inbox | None = None  # the consumer's end of the last stage's stream
         self._spaces: list[Space] = []  # element bound of each stage's output stream
         self._t0 = 0.0
         self._consumer_started = 0.0
@@ -101,6 +108,7 @@ class Run(Generic[T]):
             self._runners[pos] = runner
             send, receive, space = create_channel(self._buffers[pos])
             self._spaces.append(space)
+            self._stats[pos].output = space
             saved = self._origin[pos]
             if saved is not None:
                 space.skip = int(saved.get("skip", 0))
@@ -114,7 +122,9 @@ class Run(Generic[T]):
             if upstream is not None:
                 upstream.close()
             upstream = receive
-        self._out = upstream
+        assert upstream is not None  # a pipeline has at least one stage
+        last = len(self._stages) - 1
+        self._inbox = Inbox(upstream, self._spaces[last], self._consumer, 0, self.start(last))
         if self._trace is not None:
             for s in (*self._stats, self._consumer):
                 s.spans = []
@@ -124,7 +134,7 @@ class Run(Generic[T]):
         if self._progress:
             from ._progress import ProgressBar  # lazily: it imports an optional extra
 
-            self._coord.start_soon(ProgressBar(self).run, name="aiopipe progress")
+            self._coord.start_soon(ProgressBar(self.view()).run, name="aiopipe progress")
 
     async def _worker(
         self,
@@ -135,17 +145,10 @@ class Run(Generic[T]):
         outbox_stream: MemoryObjectSendStream[Chunk],
     ) -> None:
         stage, stats, space = self._stages[pos], self._stats[pos], self._spaces[pos]
-        outbox = Outbox(outbox_stream, space, stats, w)
+        outbox = Outbox(outbox_stream, space, stats, w, self._clock)
         inbox = None
         if inbox_stream is not None:
-            inbox = Inbox(
-                inbox_stream,
-                self._spaces[pos - 1],
-                stats,
-                self._stats[pos - 1],
-                w,
-                self.start(pos - 1),
-            )
+            inbox = Inbox(inbox_stream, self._spaces[pos - 1], stats, w, self.start(pos - 1))
         started = stats.worker_started()
         try:
             await runner.work(w, inbox, outbox)
@@ -212,7 +215,7 @@ class Run(Generic[T]):
             if self._trace is not None:
                 from ._trace import write_trace
 
-                write_trace(self._trace, self)
+                write_trace(self._trace, self.view())
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
             self._note_undelivered(exc)
 
@@ -224,9 +227,8 @@ class Run(Generic[T]):
             exc.add_note(f"aiopipe: also raised: {describe_error(stage_error)}")
 
     def _close_out(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._spaces[-1].receiver_closed(self._out)
+        if self._inbox is not None:
+            self._inbox.close()
 
     # -- consuming ---------------------------------------------------------------------------
     async def receive(self) -> T:
@@ -267,74 +269,49 @@ class Run(Generic[T]):
         got = [(first, shifted(self._stamp, self._pos))]
         self._pos = len(self._chunk)
         n = len(first)
-        out = self._out
-        while out is not None:
-            try:
-                chunk = out.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break  # the end itself is for the next receive to report
-            self._chunk = self._taken(chunk)
-            self._pos = len(self._chunk)
-            got.append((self._chunk, self._stamp))
+        while (chunk := self._take_ready()) is not None:
+            got.append((chunk, self._stamp))
             n += len(chunk)
         self._delivered += n
         return got
 
     async def _refill(self) -> None:
-        out = self._out
-        if out is None:
+        inbox = self._inbox
+        if inbox is None:
             raise RuntimeError("the run is not open")
-        chunk: Chunk | None
         try:
-            chunk = out.receive_nowait()
-        except anyio.WouldBlock:
-            chunk = await self._wait_chunk(out)
-        except anyio.EndOfStream:
+            chunk = await inbox.receive()
+        except UpstreamFailed:
             chunk = None
         if chunk is None:
             # Raised here, outside any handler, so that a stage's error reaches the consumer
-            # without our WouldBlock/EndOfStream chained in front of it.
+            # without our UpstreamFailed chained in front of it.
             self._end()
-        self._chunk, self._pos = self._taken(chunk), 0
+        self._took(chunk, inbox)
+
+    def _take_ready(self) -> Chunk | None:
+        """The next chunk if one is ready now (it becomes the current chunk, all taken)."""
+        inbox = self._inbox
+        chunk = inbox.receive_nowait() if inbox is not None else None
+        if chunk is not None:
+            self._took(chunk, inbox)  # type: ignore[arg-type]
+            self._pos = len(chunk)
+        return chunk
 
     def receive_ready(self) -> list[T]:
-        """Every output that is ready now, without waiting (possibly none): lets ``iter_sync``
-        hand many chunks to its thread in one go."""
-        out = self._out
+        """Every output that is ready now, without waiting (possibly none)."""
         got: list[T] = []
         if self._pos < len(self._chunk):
             got = self._chunk[self._pos :]
             self._pos = len(self._chunk)
-        while out is not None:
-            try:
-                chunk = out.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break  # the end itself is for the next receive to report
-            self._chunk = self._taken(chunk)
-            self._pos = len(chunk)
+        while (chunk := self._take_ready()) is not None:
             got.extend(chunk)
         self._delivered += len(got)
         return got
 
-    def _taken(self, chunk: Chunk) -> Chunk:
-        """Account for a chunk taken from the last stream, and take its position."""
-        n = len(chunk)
-        space = self._spaces[-1]
-        space.give(n)
-        self._stamp = space.stamps.pop(id(chunk), None)
-        self._stats[-1].received_downstream += n
-        self._consumer.items_in += n
-        self._consumer.items_out += n
-        return chunk
-
-    async def _wait_chunk(self, out: MemoryObjectReceiveStream[Chunk]) -> Chunk | None:
-        t0 = time.perf_counter()
-        try:
-            return await out.receive()
-        except anyio.EndOfStream:
-            return None
-        finally:
-            self._consumer.waited("starved", t0)
+    def _took(self, chunk: Chunk, inbox: Inbox) -> None:
+        self._chunk, self._pos, self._stamp = chunk, 0, inbox.stamp
+        self._consumer.items_out += len(chunk)
 
     def _end(self) -> NoReturn:
         exc = self._coord.exception
@@ -356,6 +333,14 @@ class Run(Generic[T]):
     def raised(self) -> BaseException | None:
         """The stage error this run has handed to the consumer, if any."""
         return self._raised
+
+    def view(self) -> RunView:
+        """A read-only view of this run for observers (trace, progress)."""
+        from ._cardinality import cardinality
+
+        return RunView(
+            tuple(self._stats), self._consumer, self._t0, cardinality(self._stages), self.stats
+        )
 
     def stats(self) -> PipelineStats:
         """A snapshot of every stage and of the consumer (see ``PipelineStats``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -26,7 +27,7 @@ class SharedInput:
         self.pending: deque[tuple[int, list[Any], Position | None]] = deque()
         self.next_index = 0
         self.done = False
-        self.end: Position | None = None  # the position after the last input, once it ended
+        self.after: Position | None = None  # the position after the last input received
         self._receiving = anyio.Lock()
         # Set (and replaced) whenever a receive ends: every waiting worker wakes at once. Queuing
         # them on the lock instead passed it on one worker per event-loop turn: with 256
@@ -34,8 +35,12 @@ class SharedInput:
         # and only ~70 requests were in flight.
         self._received = anyio.Event()
 
-    async def take(self, inbox: Inbox, size: int) -> tuple[int, list[Any], Position | None] | None:
+    async def take(
+        self, inbox: Inbox, size: int, cap: Callable[[int, int], int] | None = None
+    ) -> tuple[int, list[Any], Position | None] | None:
         """Up to ``size`` elements (waiting for input if none are here); None at the end."""
+        if self.after is None and not self.pending:
+            self.after = inbox.stamp  # where the input starts
         while not self.pending:
             if self.done:
                 return None
@@ -54,11 +59,21 @@ class SharedInput:
                     self._received = anyio.Event()
                 if chunk is None:
                     self.done = True
-                    self.end = inbox.after
+                    self.after = inbox.after
                     return None
                 self.pending.append((self.next_index, chunk, inbox.stamp))
+                self.after = inbox.after
                 self.next_index += len(chunk)
+        if cap is not None:
+            size = cap(self.pending[0][0], size)
         return self.take_nowait(size)
+
+    def untaken(self) -> tuple[int, Position | None]:
+        """The input index and position of the next element not taken yet."""
+        if self.pending:
+            base, _, at = self.pending[0]
+            return base, at
+        return self.next_index, self.after
 
     def take_nowait(self, size: int) -> tuple[int, list[Any], Position | None] | None:
         """Up to ``size`` elements already received, or None if there are none."""

@@ -120,12 +120,12 @@ class _Shuffler(Runner):
         if self.plan is not None:
             chunk = await self._refill(inbox)
             if len(self.held) > self.keep:  # the mark was taken right before this output
-                at = self._mark(None)
-                await outbox.send([self._pop(self._draw(len(self.held)))], at=at)
+                first = self._mark(None)
+                await outbox.send([self._pop(self._draw(len(self.held)))], at=first)
         held, idx, keep = self.held, self.idx, self.keep
         while chunk is not None or (chunk := await self._receive(inbox)) is not None:
             out: list[Any] = []
-            at = None
+            at: Position | None = None
             for x in chunk:
                 held.append(x)
                 idx.append(self.taken)

@@ -9,12 +9,10 @@ from typing import Any
 
 from ._channel import DownstreamClosed, Inbox, Outbox
 from ._policy import RAISE, ErrorPolicy, StageErrors
-from ._state import Position, resolve, shifted
 from ._stage import (
     RunContext,
     Runner,
     Stage,
-    Through,
     annotate,
     buffer_arg,
     fn_name,
@@ -22,6 +20,7 @@ from ._stage import (
     maybe_aclosing,
     positive,
 )
+from ._state import Position, resolve, shifted
 
 __all__ = ["FilterStage", "FlatMapStage", "PrefetchStage", "SkipStage", "TakeStage"]
 
@@ -307,4 +306,4 @@ class _Forward(Runner):
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (chunk := await inbox.receive()) is not None:
-            await outbox.send(chunk, at=(self, Through(inbox.stamp), 0))
+            await outbox.send(chunk, at=inbox.stamp)  # one to one: the input's position

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import glob
-from collections import deque
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any

@@ -112,7 +112,7 @@ class Runner(abc.ABC):
             return {**own, "skip": k} if k else dict(own)
         raise Unresumable(f"aiopipe: stage {type(self).__name__} cannot save its state")
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Take back a state ``resolve`` wrote, before any worker starts ("skip" is the
         engine's: it drops that many outputs)."""
 
@@ -140,7 +140,7 @@ class Stage(abc.ABC):
         others could not be exact. Compared at ``open(state=)``."""
         return {}
 
-    def check_restore(self, state: dict[str, Any] | None) -> None:
+    def check_restore(self, state: dict[str, Any] | None) -> None:  # noqa: B027 - optional
         """Refuse, at ``open(state=)``, a saved state this stage cannot resume exactly
         (``None``: the stage had not started)."""
 
@@ -148,10 +148,13 @@ class Stage(abc.ABC):
         """How many source elements one output element stands for, given the input's."""
         return upstream
 
+    # How many tasks run this stage, when not one per worker (helpers of its own, or several
+    # tasks per worker process); ``task_count`` is what the run starts.
+    tasks: int | None = None
+
     @property
     def task_count(self) -> int:
-        """How many tasks run this stage (its workers, plus any helpers of its own)."""
-        return int(getattr(self, "tasks", self.workers))
+        return self.tasks if self.tasks is not None else self.workers
 
 
 def resolve_buffers(stages: Sequence[Stage]) -> list[int]:

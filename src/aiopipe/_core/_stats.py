@@ -7,10 +7,15 @@ Counters are plain attributes bumped once per chunk; waiting time is measured on
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple, overload
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, overload
 
-__all__ = ["PipelineStats", "StageStats", "StageStatistics"]
+__all__ = ["PipelineStats", "RunView", "StageStats", "StageStatistics"]
+
+
+class _Queued(Protocol):
+    used: int  # elements queued in a stream (its Space)
 
 
 class StageStats:
@@ -26,7 +31,7 @@ class StageStats:
         "items_in",
         "items_out",
         "name",
-        "received_downstream",
+        "output",
         "spans",
         "starved_s",
         "workers",
@@ -41,8 +46,9 @@ class StageStats:
         self.blocked_s = 0.0
         self.starved_s = 0.0
         self.errors = 0
-        # Items taken out of this stage's output stream by the next stage (or the consumer).
-        self.received_downstream = 0
+        # The stage's output channel (its ``used`` counts the elements queued in it); set by
+        # the run, so that the next stage's receives need not write into this stage's stats.
+        self.output: _Queued | None = None
         self._alive_s = 0.0
         self._live_since: list[float] = []
         # (worker, kind, start, end) spans for traces; None unless a trace was asked for.
@@ -77,9 +83,9 @@ class StageStats:
             self.spans.append((worker, kind, started, now))
 
     def buffer_used(self) -> int:
-        if not self.buffer_size:
+        if not self.buffer_size or self.output is None:
             return 0  # the consumer: it has no output buffer
-        return max(0, self.items_out - self.received_downstream)
+        return max(0, self.output.used)
 
     def alive_s(self, now: float) -> float:
         return self._alive_s + sum(now - t for t in self._live_since)
@@ -252,3 +258,15 @@ def _row(s: StageStatistics) -> tuple[str, ...]:
         str(s.errors),
         str(s.skipped),
     )
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What observers of a run (trace, progress bar) may read: its counters, when it started,
+    its length if known, and a snapshot function; never the Run itself."""
+
+    stages: tuple[StageStats, ...]
+    consumer: StageStats
+    started: float
+    length: int | float | None
+    snapshot: Callable[[], PipelineStats]

@@ -17,14 +17,11 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from ._stats import StageStats
-
-if TYPE_CHECKING:
-    from ._run import Run
+from ._stats import RunView, StageStats
 
 __all__ = ["MAX_EVENTS", "sample_fills", "write_trace"]
 
@@ -56,13 +53,13 @@ async def sample_fills(stages: Sequence[StageStats]) -> None:
         await anyio.sleep(interval)
 
 
-def write_trace(path: str | os.PathLike[str], run: Run[Any]) -> None:
+def write_trace(path: str | os.PathLike[str], run: RunView) -> None:
     """Write the trace of ``run`` (stopped: every worker has recorded its life) to ``path``."""
     end = time.perf_counter()
-    stages = list(run._stats)
+    stages = list(run.stages)
     for s in stages:
         s.fills.append((end, s.buffer_used()))  # the final state, however short the run
-    entries = [*stages, run._consumer]
+    entries = [*stages, run.consumer]
     labels = _unique_labels([s.name for s in entries])
     meta: list[Event] = [_meta("process_name", 0, {"name": "aiopipe"})]
     events: list[Event] = []
@@ -75,10 +72,10 @@ def write_trace(path: str | os.PathLike[str], run: Run[Any]) -> None:
             tids.append(tid)
             meta.append(_meta("thread_name", tid, {"name": f"{label}#{worker}"}))
             meta.append(_meta("thread_sort_index", tid, {"sort_index": tid}))
-            events.extend(_worker_events(spans, tid, run._t0))
+            events.extend(_worker_events(spans, tid, run.started))
         counter = f"fill {label}" if st.buffer_size and pos < len(stages) else None
         if counter is not None:
-            events.extend(_fill_events(st, counter, run._t0))
+            events.extend(_fill_events(st, counter, run.started))
         described.append(_describe(st, label, pos, tids, counter))
     events.sort(key=lambda e: float(e["ts"]))
     kept = events[:MAX_EVENTS]
@@ -87,7 +84,7 @@ def write_trace(path: str | os.PathLike[str], run: Run[Any]) -> None:
         "max_events": MAX_EVENTS,
         "events_dropped": len(events) - len(kept),
         "truncated_after_us": kept[-1]["ts"] if len(kept) < len(events) else None,
-        "elapsed_us": _us(end, run._t0),
+        "elapsed_us": _us(end, run.started),
         "stages": described,
     }
     doc = {"traceEvents": meta + kept, "displayTimeUnit": "ms", "otherData": {"aiopipe": info}}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,12 +49,15 @@ async def check_resume(
     ordered: bool = True,
     via: str = "async",
     chain: bool = False,
+    flatten: Callable[[Any], Iterable[Any]] | None = None,
 ) -> ResumeReport:
     """Check that ``make_pipeline()`` resumes exactly at every cut; AssertionError if not.
 
     ``via="sync"`` saves and resumes through ``iter_sync`` instead of ``open``. ``chain=True``
     also resumes a resumed run: it cuts at every cut in turn, resuming each time from the last
-    state, and checks the pieces add up to the whole.
+    state, and checks the pieces add up to the whole. ``flatten`` turns each output into the
+    elements to compare (for batches of an unordered stream, which group differently on every
+    run: ``flatten=lambda b: b.tolist()``).
     """
     if via not in ("async", "sync"):
         raise ValueError(f"via must be 'async' or 'sync', got {via!r}")
@@ -66,7 +69,7 @@ async def check_resume(
     cuts = sorted(set(cuts)) if cuts is not None else default_cuts(total)
     report = ResumeReport(total, list(cuts))
     if chain:
-        await _chained(make_pipeline, start, cuts, whole[0], ordered, via, report)
+        await _chained(make_pipeline, start, cuts, whole[0], ordered, via, report, flatten)
         return report
     for cut in cuts:
         if not 0 <= cut <= total:
@@ -74,7 +77,7 @@ async def check_resume(
         before, state = await _collect(make_pipeline, start, cut, via)
         report.largest_state = max(report.largest_state, len(json.dumps(state)))
         after, _ = await _collect(make_pipeline, state, None, via)
-        _compare(whole[0], before, after, cut, ordered)
+        _compare(whole[0], before, after, cut, ordered, flatten)
     return report
 
 
@@ -86,6 +89,7 @@ async def _chained(
     ordered: bool,
     via: str,
     report: ResumeReport,
+    flatten: Callable[[Any], Iterable[Any]] | None,
 ) -> None:
     got: list[Any] = []
     for cut in cuts:
@@ -94,7 +98,7 @@ async def _chained(
         assert state is not None
         report.largest_state = max(report.largest_state, len(json.dumps(state)))
     rest, _ = await _collect(make_pipeline, state, None, via)
-    _compare(whole, got, rest, len(got), ordered)
+    _compare(whole, got, rest, len(got), ordered, flatten)
 
 
 async def _collect(
@@ -135,9 +139,20 @@ def _through_json(state: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _compare(whole: list[Any], before: list[Any], after: list[Any], cut: int, ordered: bool) -> None:
-    joined = [_canon(x) for x in before + after]
-    expected = [_canon(x) for x in whole]
+def _compare(
+    whole: list[Any],
+    before: list[Any],
+    after: list[Any],
+    cut: int,
+    ordered: bool,
+    flatten: Callable[[Any], Iterable[Any]] | None,
+) -> None:
+    def elements(outputs: list[Any]) -> list[Hashable]:
+        if flatten is None:
+            return [_canon(x) for x in outputs]
+        return [_canon(y) for x in outputs for y in flatten(x)]
+
+    joined, expected = elements(before + after), elements(whole)
     where = f"cut at {cut} ({len(before)} before, {len(after)} after, {len(whole)} in all)"
     if ordered:
         if joined != expected:

@@ -13,7 +13,7 @@ from anyio.abc import TaskGroup
 
 from ._errors import OutOfRangeError
 
-__all__ = ["Coordinator", "PipelineCoordinator", "describe_error"]
+__all__ = ["Coordinator", "describe_error", "pipeline_coordinator"]
 
 
 @final
@@ -193,13 +193,12 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-class PipelineCoordinator(Coordinator):
+def pipeline_coordinator() -> Coordinator:
     """The coordinator of a pipeline run: a stop cancels every task at once (there is no grace
     for stage tasks, which hold nothing worth finishing), every stage exception is an error
     (an ``OutOfRangeError`` from a stage too), and errors reported after the first become notes
-    on it instead of vanishing."""
-
-    def __init__(self) -> None:
-        super().__init__(stop_grace_period=0, clean_stop_exception_types=())
-        self._hard_stop = True
-        self._late_errors_as_notes = True
+    on it instead of vanishing. The mode is this module's to set: ``Coordinator`` is final."""
+    coord = Coordinator(stop_grace_period=0, clean_stop_exception_types=())
+    coord._hard_stop = True
+    coord._late_errors_as_notes = True
+    return coord

@@ -238,7 +238,9 @@ class _SerialMap(Runner):
             while pos < n:
                 # One to one, output i is input i: the input's position is the output's (no
                 # state of its own; a resolved state has None for this stage).
-                at = inbox.position(pos) if plain else (self, ({}, inbox.position(pos)), 0)
+                at: Position | None = inbox.position(pos)
+                if not plain:
+                    at = (self, ({}, at), 0)
                 piece = chunk if pos == 0 and pacer.size >= n else chunk[pos : pos + pacer.size]
                 t0 = time.perf_counter()
                 if plain and not (is_async or self.offloaded):
@@ -335,21 +337,24 @@ class _ParallelMap(Runner):
                 # they can go now: unordered, or ordered with every earlier slice sent. Else the
                 # error goes at once (an error must not wait behind slow work).
                 if not windowed:
-                    mark = (self, self.ledger.sent(base, len(items)), 0)
-                    await outbox.send_before_failing(res.done, at=mark)
+                    sent = (self, self.ledger.sent(base, len(items)), 0)
+                    await outbox.send_before_failing(res.done, at=sent)
                 elif base == self.next_out and not self.draining:
-                    mark = at if self.stage.errors.is_default else (self, ({}, at), 0)
-                    await outbox.send_before_failing(res.done, at=mark)
+                    await outbox.send_before_failing(res.done, at=self._at(at))
                 raise res.exc
             pacer.record(len(items), self._cost(t0))
             if windowed:
-                mark = at if self.stage.errors.is_default else (self, ({}, at), 0)
-                await self._emit_in_order(base, len(items), res, outbox, mark)
+                await self._emit_in_order(base, len(items), res, outbox, self._at(at))
             elif self.ledger.replay or self.held:
                 self.held[base] = (len(items), res)
                 await self._send_held(outbox)
             else:
                 await outbox.send(res, at=(self, self.ledger.sent(base, len(items)), 0))
+
+    def _at(self, up: Position | None) -> Position | None:
+        """The position of an ordered slice whose input starts at ``up``: the same, one to one;
+        under an error policy that may skip elements, a replay from there."""
+        return up if self.stage.errors.is_default else (self, ({}, up), 0)
 
     def _cost(self, t0: float) -> float:
         """What the slice that started at ``t0`` cost, for the pacer."""
@@ -449,6 +454,11 @@ class _ProcessMap(_ParallelMap):
         options = given if isinstance(given, ProcessOptions) else ProcessOptions()
         module = getattr(stage.fn, "__module__", None)
         self.lanes = [SharedLane(fn, options, stage.name, module) for _ in range(stage.workers)]
+
+    def _at(self, up: Position | None) -> Position | None:
+        """The position of an ordered slice whose input starts at ``up``: the same, one to one;
+        under an error policy that may skip elements, a replay from there."""
+        return up if self.stage.errors.is_default else (self, ({}, up), 0)
 
     def _cost(self, t0: float) -> float:
         # The worker's own time: ours also counts the wait behind the other call in flight.

@@ -21,7 +21,7 @@ from ._channel import (
     UpstreamFailed,
     create_channel,
 )
-from ._coordinator import PipelineCoordinator, describe_error
+from ._coordinator import describe_error, pipeline_coordinator
 from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._state import STATE_VERSION, Position, Unresumable, check_state, resolve, shifted
@@ -69,7 +69,7 @@ class Run(Generic[T]):
         self._ctx = RunContext(resume_seeds=seeds)
         self._resumed_at = int(state.get("delivered", 0)) if state is not None else 0
         self._delivered = self._resumed_at
-        self._coord = PipelineCoordinator()
+        self._coord = pipeline_coordinator()
         self._clock = SendClock()
         self._buffers = resolve_buffers(self._stages)
         self._stats = [

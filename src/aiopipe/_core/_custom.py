@@ -28,6 +28,7 @@ order their outputs interleave in, depend on timing.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -41,7 +42,7 @@ from anyio.streams.memory import (
     MemoryObjectStreamStatistics,
 )
 
-from ._channel import MAX_CHUNK, DownstreamClosed, Inbox, Outbox
+from ._channel import MAX_CHUNK, YIELD_S, DownstreamClosed, Inbox, Outbox
 from ._stage import RunContext, Runner, Stage, buffer_arg, fn_name, positive
 from ._state import Position, resolve, shifted
 
@@ -155,6 +156,7 @@ class _CustomRunner(Runner):
         self.fed_chunks: deque[tuple[int, Position | None]] = deque()
         self.snap: Snapshot = ("{}", 0, None)  # the last snapshot (set as the run starts)
         self.sent = 0  # outputs sent since it
+        self.resumed = 0.0  # when the stateful copy last let other tasks run
 
     def restore(self, state: dict[str, Any]) -> None:
         self.custom = _as_json(state["custom"], self.stage.name)
@@ -237,6 +239,15 @@ class _CustomRunner(Runner):
         fed_before, at = chunks[0]
         self.snap, self.sent = (custom, self.base + n, shifted(at, n - fed_before)), 0
 
+    async def pause(self) -> None:
+        """Before a stream operation of the stateful copy: let the other tasks run if it has
+        not for a while. Not on every call, as anyio's streams do: that made the drainer wake
+        for each output and hand them on one at a time (over 10x slower)."""
+        now = time.perf_counter()
+        if now - self.resumed > YIELD_S:
+            await anyio.lowlevel.checkpoint()
+            self.resumed = time.perf_counter()
+
     def mark(self) -> Mark:
         """The mark of the output being sent."""
         return self.snap, self.sent
@@ -312,9 +323,15 @@ class _CountingInbox(ObjectReceiveStream[Any]):
         return x
 
     async def receive(self) -> Any:
-        self._runner.asks()
-        x = await self._stream.receive()
-        self._runner.received += 1
+        runner = self._runner
+        runner.asks()
+        await runner.pause()  # before taking an element: a cancellation here loses nothing
+        try:
+            x = self._stream.receive_nowait()
+        except anyio.WouldBlock:
+            x = await self._stream.receive()
+            runner.resumed = time.perf_counter()
+        runner.received += 1
         return x
 
     def clone(self) -> _CountingInbox:
@@ -350,9 +367,14 @@ class _MarkingOutbox(ObjectSendStream[Any]):
 
     async def send(self, item: Any) -> None:
         runner = self._runner
+        await runner.pause()
         pair = (item, runner.mark())
         runner.sent += 1
-        await self._stream.send(pair)
+        try:
+            self._stream.send_nowait(pair)
+        except anyio.WouldBlock:
+            await self._stream.send(pair)
+            runner.resumed = time.perf_counter()
 
     def clone(self) -> _MarkingOutbox:
         return _MarkingOutbox(self._stream.clone(), self._runner)

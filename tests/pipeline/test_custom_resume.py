@@ -258,3 +258,13 @@ async def test_a_second_run_at_once_is_refused() -> None:
             with pytest.raises(RuntimeError, match=r"in use by another run"):
                 async with pipe.open() as second:
                     await second.receive()
+
+
+async def test_a_state_that_stops_being_json_fails_the_run_naming_the_stage() -> None:
+    class Drifts(RunningSum):
+        def state_dict(self) -> dict[str, Any]:
+            return {"total": self.total if self.total < 100 else {self.total}}
+
+    with anyio.fail_after(TIMEOUT_S):
+        with pytest.raises(TypeError, match=r"stage 'drifts': state_dict\(\) must return a JSON"):
+            await squares().then(Drifts(), name="drifts").collect()

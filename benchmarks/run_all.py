@@ -1,4 +1,4 @@
-"""Run the whole benchmark suite: W1-W8, memory (+ queues and TFRecord if present).
+"""Run the whole benchmark suite: W1-W9, memory (+ queues and TFRecord if present).
 
 Writes ``.bench/results.json``, ``.bench/results.md`` and one PNG per workload in ``.bench/``, and
 prints the table. Rivals (torch, tensorflow, ...) appear when installed (``make bench-rivals``);
@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
 )
 
 # Our workloads: a failure here (a wrong result, a crash) makes the run fail.
-OWN = ["W1", "W2", "W2b", "W3", "W4", "W5a", "W5b", "W6", "W7", "W8", "memory"]
+OWN = ["W1", "W2", "W2b", "W3", "W4", "W5a", "W5b", "W6", "W7", "W8", "W9", "memory"]
 # Written by others, run when present; their failures are reported, not fatal.
 EXTERNAL = {"queues": "bench_queues", "tfrecord": "bench_tfrecord"}
 
@@ -136,6 +136,7 @@ OWN_RUNNERS: dict[str, Callable[[bool], Workload]] = {
     "W6": lambda q: run_module("w6_object_store", q),
     "W7": lambda q: run_module("w7_ray", q),
     "W8": lambda q: run_module("w8_examples", q),
+    "W9": lambda q: run_module("w9_resume", q),
     "memory": lambda q: run_module("memory", q),
 }
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ALL = ROOT / "benchmarks" / "run_all.py"
-WORKLOADS = ("W1", "W2", "W2b", "W3", "W4", "W5a", "W5b", "W7", "W8", "memory")
+WORKLOADS = ("W1", "W2", "W2b", "W3", "W4", "W5a", "W5b", "W7", "W8", "W9", "memory")
 
 
 @pytest.mark.skipif(not RUN_ALL.exists(), reason="benchmarks/run_all.py not present")

@@ -325,7 +325,31 @@ class Pipeline(Generic[T]):
         name: str | None = None,
         buffer: int | None = None,
     ) -> Pipeline[Any]:
-        """A custom stage: ``async def stage(inbox, outbox)`` on anyio memory object streams."""
+        """A custom stage: ``async def stage(inbox, outbox)`` on anyio memory object streams.
+
+        ``workers`` copies of ``stage`` run at once on one shared inbox and outbox. Such a stage
+        is not resumable: ``run.state_dict()`` raises ``TypeError`` naming it.
+
+        **Resumable custom stages.** Pass an object whose class defines ``async __call__(inbox,
+        outbox)`` and also ``state_dict() -> dict`` and ``load_state_dict(state) -> None``:
+
+        - When the stage asks for input (``receive``, ``receive_nowait``, ``async for``) after
+          it has sent something, aiopipe calls ``state_dict()`` (so: once per burst of outputs;
+          keep it cheap), copies the dict as JSON, and notes how many inputs the stage had
+          received. A checkpoint inside the stage's output stores that dict, that count and how
+          many outputs the stage sent since (``{"custom": ..., "received": n, "skip": k}``), and
+          the upstream's state at input ``n``.
+        - So, at that point, the dict must hold everything the stage keeps from the input it has
+          received (a running total, the previous element; whether it was updated before or
+          after the send does not matter), and the stage's outputs must follow from the dict
+          and its input alone, not from timing. Receive and send from one task.
+        - At ``open(state=)`` the upstream resumes at input ``n``, ``load_state_dict(dict)`` is
+          called before the stage starts, and its first ``k`` outputs are dropped (the outputs
+          of at most one burst are made again). A fresh run loads the dict the object returned
+          when ``then`` was called, so every run starts alike; one run at a time may use it.
+        - Only ``workers=1`` (``ValueError`` otherwise: with several copies the outputs' order
+          depends on timing). The state records the object's class name; another class refuses it.
+        """
         return self._then(CustomStage(stage, workers=workers, name=name, buffer=buffer))
 
     def interleave(

@@ -375,8 +375,7 @@ class Run(Generic[T]):
             if not stage.resumable:
                 raise Unresumable(
                     f"aiopipe: stage '{stage.name}' cannot save its state, so this pipeline "
-                    f"cannot be resumed exactly; a custom stage can implement state_dict() and "
-                    f"load_state_dict() (see Pipeline.then)"
+                    f"cannot be resumed exactly: {stage.why_unresumable()}"
                 )
         out: dict[int, Any] = {}
         resolve(at, out)

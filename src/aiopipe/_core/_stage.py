@@ -144,6 +144,10 @@ class Stage(abc.ABC):
         """Refuse, at ``open(state=)``, a saved state this stage cannot resume exactly
         (``None``: the stage had not started)."""
 
+    def why_unresumable(self) -> str:
+        """What ``state_dict()`` says when this stage is not ``resumable``: why, or what to do."""
+        return "a custom stage can implement state_dict() and load_state_dict() (see Pipeline.then)"
+
     def scale(self, upstream: int, batches: list[int]) -> int:
         """How many source elements one output element stands for, given the input's."""
         return upstream

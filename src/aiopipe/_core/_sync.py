@@ -8,6 +8,7 @@ while the training step runs.
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, suppress
 from types import TracebackType
@@ -19,6 +20,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ._coordinator import describe_error
 from ._run import Run
 from ._state import Position, shifted
+from ._threads import waker
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
@@ -26,8 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["SyncIterator"]
 
 T = TypeVar("T")
-AHEAD_CHUNKS = 16  # chunks the pump may hold for the consumer thread (on top of the stages')
-POLL_S = 0.0005
+AHEAD_CHUNKS = 16  # hand-offs the pump may queue for the consumer thread (on top of the stages')
 
 
 class _End:
@@ -44,13 +45,31 @@ class _Handoff(Generic[T]):
     def __init__(self, run: Run[T]) -> None:
         self.run = run
         self.queue: queue.SimpleQueue[_Batch[T] | _End] = queue.SimpleQueue()
+        # Set while the pump waits for the consumer to make room: the consumer thread then
+        # wakes it (without waiting for the loop) as soon as it takes something.
+        self.wake: Callable[[], None] | None = None
+
+    async def _room(self) -> None:
+        """Wait until the consumer thread has room for another hand-off."""
+        if self.queue.qsize() < AHEAD_CHUNKS:
+            return
+        room = anyio.Event()
+        self.wake = waker(room)
+        # Checked again now that the consumer can see ``wake``: it may have taken meanwhile.
+        if self.queue.qsize() >= AHEAD_CHUNKS:
+            await room.wait()
+        self.wake = None
+
+    def took(self) -> None:
+        """Called by the consumer thread after each take: wake a pump waiting for room."""
+        wake = self.wake
+        if wake is not None and self.queue.qsize() < AHEAD_CHUNKS:
+            self.wake = None
+            wake()
 
     async def pump(self) -> None:
         while True:
-            while self.queue.qsize() >= AHEAD_CHUNKS:  # noqa: ASYNC110 - an Event needs a cross-thread set
-                # The consumer is behind: look again shortly. Polling keeps the consumer thread
-                # free of any cross-thread call (a wake-up through the portal blocks it).
-                await anyio.sleep(POLL_S)
+            await self._room()
             try:
                 marked = await self.run._receive_marked()
             except anyio.EndOfStream as exc:
@@ -181,6 +200,7 @@ class SyncIterator(Generic[T]):
             raise StopIteration
         try:
             got = self._handoff.queue.get()
+            self._handoff.took()
         except BaseException:
             # Ctrl-C while waiting: stop the pipeline now. The KeyboardInterrupt's traceback
             # keeps this iterator alive (in Jupyter, for ever), so waiting for garbage

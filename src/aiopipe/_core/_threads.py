@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ["ThreadPool"]
+__all__ = ["ThreadPool", "waker"]
 
 T = TypeVar("T")
 # Idle threads get this long to see their stop signal and end when the run closes.
@@ -39,7 +39,7 @@ class _Call:
         self.error: BaseException | None = None
 
 
-def _waker(event: anyio.Event) -> Callable[[], None]:
+def waker(event: anyio.Event) -> Callable[[], None]:
     """A function any thread may call to set ``event`` on the current event loop, without
     waiting for the loop (anyio's ``from_thread`` blocks the thread until the loop answers)."""
     try:
@@ -81,7 +81,7 @@ class ThreadPool:
         """Queue ``fn(*args)``; ``event`` is set on this event loop once it has finished."""
         if self._closed:
             raise RuntimeError("the run's thread pool is closed")
-        call = _Call(fn, args, _waker(event))
+        call = _Call(fn, args, waker(event))
         with self._lock:
             spawn = self._idle == 0
             if not spawn:

@@ -153,9 +153,7 @@ class _Cacher(Runner):
         if st.memory is None:
             st.memory, st.memory_seed = kept, seed
 
-    async def _compute(
-        self, outbox: Outbox, keep: Any, state: dict[str, Any] | None
-    ) -> None:
+    async def _compute(self, outbox: Outbox, keep: Any, state: dict[str, Any] | None) -> None:
         async with self.opener.open(self.stage.pipe, 0, state) as run:
             while (got := await next_marked(run)) is not None:
                 chunk, at = got

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 import anyio
@@ -24,7 +25,6 @@ from ._nested import (
     nested_params,
     nested_seeds,
     nested_state,
-    next_chunk,
     next_marked,
 )
 from ._run import RunOpener
@@ -50,10 +50,12 @@ class CacheSource(Stage):
             folder = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(folder):
                 raise FileNotFoundError(f"cache(path={self.path!r}): no folder {folder!r}")
-        # The in-memory cache: set only once a whole pass has been read, with the seed of the
-        # nested run that read it (a resumed run in another process computes it again alike).
+        # The in-memory cache: set only once a whole pass has been read.
         self.memory: list[Any] | None = None
-        self.memory_seed = 0
+        # The seed of the nested run whose pass the cache holds, or would hold: a resumed pass
+        # keeps nothing (it saw only part), but once it completes, later passes compute the
+        # cache with its seeds, so they get what the run it resumed would have cached.
+        self.fill_seed: int | None = None
         where = "memory" if self.path is None else self.path
         self.name = f"cache({where}: {' -> '.join(pipe.stage_names)})"
 
@@ -68,6 +70,8 @@ class CacheSource(Stage):
             return
         if "run" in state:
             check_nested(self.pipe, state["run"], self.name)
+        elif "file" in state and self.path is not None:
+            _check_file(self.path, int(state["size"]))  # and again when the pass starts
         elif not ("memory" in state and self.path is None) and not (
             "file" in state and self.path is not None
         ):
@@ -75,17 +79,18 @@ class CacheSource(Stage):
 
 
 class _Cacher(Runner):
-    """One pass: computing (the nested run; its state is the mark), replaying the memory list
-    (the index in it), or replaying the file (the byte offset of a record, then a replay of
-    at most that record).
+    """One pass: computing (its mark: the nested run's position, and that run's seed),
+    replaying the memory list (the index in it) or replaying the file (the byte offset of a
+    record, then a replay of at most that record).
 
     Resuming a pass that was computing resumes the nested run where it was and hands its
-    outputs on *without* keeping them: a cache of part of a pass would look complete, so the
-    next whole run fills the cache. Resuming a memory replay in a process without that list
-    (or with one read by another run) reads the whole pass again with the seeds of the run
-    that filled it, to fill it alike: the outputs before the resumed position cost what
-    computing them costs (one pass of the upstream at most), and the list is kept once the
-    pass completes. A file replay resumes by seeking, and is refused if the file changed.
+    outputs on *without* keeping them (a cache of part of a pass would look complete); once
+    it completes, the next pass that finds no cache computes it with the same seeds, so it
+    caches what the original run cached. Resuming a memory replay where that list is gone (in
+    another process) computes the pass again with the seeds of the run that filled it, to fill
+    it alike: the outputs before the resumed position cost what computing them costs (one
+    pass of the upstream at most), then the list is kept. A file replay resumes by seeking to
+    the record, and is refused if the file changed since the state was saved.
     """
 
     def __init__(self, stage: CacheSource, opener: NestedOpener, threads: ThreadPool) -> None:
@@ -97,7 +102,7 @@ class _Cacher(Runner):
     def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
         kind = mark[0]
         if kind == "run":
-            return {"run": nested_state(mark[1], shifted(mark[2], k))}
+            return {"run": nested_state(mark[1], shifted(mark[2], k)), "seed": mark[3]}
         if kind == "memory":
             return {"memory": mark[1] + k, "filled": mark[2]}
         state = {"file": mark[1], "size": mark[2]}
@@ -108,10 +113,18 @@ class _Cacher(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.plan = state
 
+    def _seed(self) -> int:
+        """The seed to compute the pass with (see ``CacheSource.fill_seed``)."""
+        seed = self.stage.fill_seed
+        return self.opener.seed if seed is None else seed
+
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         st, plan = self.stage, self.plan
         if plan is not None and "run" in plan:
-            await self._compute(outbox, None, plan["run"])
+            seed = int(plan["seed"])
+            await self._pass(outbox, seed, plan["run"])
+            if st.fill_seed is None:
+                st.fill_seed = seed
         elif st.path is None:
             await self._memory(outbox, plan)
         elif plan is not None:
@@ -123,43 +136,42 @@ class _Cacher(Runner):
 
     async def _memory(self, outbox: Outbox, plan: dict[str, Any] | None) -> None:
         st = self.stage
-        if plan is not None:
-            seed = int(plan["filled"])
-            if st.memory is None or st.memory_seed != seed:
-                await self._refill(outbox, seed, int(plan["memory"]))
-                return
-            start = int(plan["memory"])
-        elif st.memory is not None:
-            start, seed = 0, st.memory_seed
-        else:
-            kept: list[Any] = []
-            await self._compute(outbox, kept.extend, None)
-            st.memory, st.memory_seed = kept, self.opener.seed
+        seed, start = (int(plan["filled"]), int(plan["memory"])) if plan else (self._seed(), 0)
+        if st.memory is not None and st.fill_seed == seed:
+            # A copy: a consumer that changes the list it received must not change the cache.
+            await outbox.send(st.memory[start:], at=(self, ("memory", start, seed), 0))
             return
-        # A copy: a consumer that changes the list it received must not change the cache.
-        await outbox.send(st.memory[start:], at=(self, ("memory", start, seed), 0))
-
-    async def _refill(self, outbox: Outbox, seed: int, start: int) -> None:
-        """The pass that filled the memory cache again (same seeds), sending from ``start``."""
-        pipe, st = self.stage.pipe, self.stage
         kept: list[Any] = []
-        async with RunOpener[Any](pipe._stages, None, seeds=nested_seeds(seed, 0, pipe)) as run:
-            while (chunk := await next_chunk(run)) is not None:
-                first = len(kept)
-                kept.extend(chunk)
-                if len(kept) > start:
-                    lo = max(0, start - first)
-                    await outbox.send(chunk[lo:], at=(self, ("memory", first + lo, seed), 0))
-        if st.memory is None:
-            st.memory, st.memory_seed = kept, seed
 
-    async def _compute(self, outbox: Outbox, keep: Any, state: dict[str, Any] | None) -> None:
-        async with self.opener.open(self.stage.pipe, 0, state) as run:
+        async def keep(chunk: list[Any]) -> None:
+            kept.extend(chunk)
+
+        await self._pass(outbox, seed, None, keep, start)
+        if st.memory is None:
+            st.memory, st.fill_seed = kept, seed
+
+    async def _pass(
+        self,
+        outbox: Outbox,
+        seed: int,
+        state: dict[str, Any] | None,
+        keep: Callable[[list[Any]], Awaitable[None]] | None = None,
+        start: int = 0,
+    ) -> None:
+        """Compute a pass (from ``state``, if given) with the seeds of ``seed``, sending its
+        outputs from number ``start`` on, every chunk given to ``keep`` first."""
+        pipe = self.stage.pipe
+        made = 0
+        async with RunOpener[Any](pipe._stages, state, seeds=nested_seeds(seed, 0, pipe)) as run:
             while (got := await next_marked(run)) is not None:
                 chunk, at = got
                 if keep is not None:
-                    keep(chunk)
-                await outbox.send(chunk, at=(self, ("run", run, at), 0))
+                    await keep(chunk)
+                lo = min(len(chunk), max(0, start - made))
+                made += len(chunk)
+                if lo < len(chunk):
+                    mark = ("run", run, shifted(at, lo), seed)
+                    await outbox.send(chunk[lo:] if lo else chunk, at=(self, mark, 0))
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         # Shielded: a file must not be closed while a thread still writes or reads it.
@@ -172,13 +184,16 @@ class _Cacher(Runner):
         done = False
         try:
             count = 0
-            async with self.opener.open(self.stage.pipe, 0) as run:
-                while (got := await next_marked(run)) is not None:
-                    chunk, at = got
-                    count += len(chunk)
-                    await self._blocking(pickle.dump, chunk, f, pickle.HIGHEST_PROTOCOL)
-                    await outbox.send(chunk, at=(self, ("run", run, at), 0))
+
+            async def keep(chunk: list[Any]) -> None:
+                nonlocal count
+                count += len(chunk)
+                await self._blocking(pickle.dump, chunk, f, pickle.HIGHEST_PROTOCOL)
+
+            seed = self._seed()
+            await self._pass(outbox, seed, None, keep)
             await self._blocking(_finish, f, count, tmp, path)
+            self.stage.fill_seed = seed
             done = True
         finally:
             if not done:
@@ -219,26 +234,31 @@ def _discard(f: IO[bytes], tmp: str) -> None:
 def _open_cache(path: str, offset: int, size: int | None) -> IO[bytes]:
     """The cache file, at the record starting at byte ``offset`` (0: the first); ``size``: the
     file's size when the state was saved, which it must still have."""
+    if size is not None:
+        _check_file(path, size)
+    f = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    if f.read(len(MAGIC)) != MAGIC:
+        f.close()
+        raise ValueError(f"cache: {path!r} is not an aiopipe cache file; remove it to rebuild")
+    if size is not None:
+        f.seek(offset)
+    return f
+
+
+def _check_file(path: str, size: int) -> None:
+    """A state saved while replaying ``path`` (then ``size`` bytes) can resume only in it."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        now = os.path.getsize(path)
     except FileNotFoundError:
         raise ValueError(
             f"cache: the state was saved while replaying {path!r}, which is gone: the pass "
             f"cannot be resumed exactly"
         ) from None
-    if f.read(len(MAGIC)) != MAGIC:
-        f.close()
-        raise ValueError(f"cache: {path!r} is not an aiopipe cache file; remove it to rebuild")
-    if size is not None:
-        now = os.fstat(f.fileno()).st_size
-        if now != size:
-            f.close()
-            raise ValueError(
-                f"cache: {path!r} has {now} bytes, but had {size} when the state was saved: it "
-                f"was rebuilt since, so the saved position means nothing in it"
-            )
-        f.seek(offset)
-    return f
+    if now != size:
+        raise ValueError(
+            f"cache: {path!r} has {now} bytes, but had {size} when the state was saved: it was "
+            f"rebuilt since, so the saved position means nothing in it"
+        )
 
 
 def _load(f: IO[bytes], path: str) -> tuple[int, list[Any] | None]:

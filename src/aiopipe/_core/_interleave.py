@@ -15,7 +15,7 @@ same object.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -127,8 +127,9 @@ class _Interleaver(Runner):
     element and where its sequence is read (a nested run's position, or a count for an
     iterable); plus the input position of the oldest of those elements. A resumed interleave
     re-reads its input from there, calls ``fn`` again for the elements whose sequences were
-    open (a nested run resumes from its state, an iterable skips what was read) and replays
-    at most one chunk of output. ``fn`` must give the same sequence for the same element."""
+    open and replays at most one chunk of output. A nested run resumes from its own state and
+    a sequence (list, range) by index; an iterator steps over what had been read of it (that
+    part of it is computed again). ``fn`` must give the same sequence for the same element."""
 
     def __init__(self, stage: InterleaveStage, ctx: RunContext) -> None:
         self.stage = stage
@@ -335,7 +336,7 @@ class _Interleaver(Runner):
                 elif isinstance(inner, AsyncIterable):
                     await self._from_async(inner, self._skip(feed), send)
                 elif isinstance(inner, Iterable):
-                    await self._from_sync(iter(inner), self._skip(feed), send)
+                    await self._from_sync(inner, self._skip(feed), send)
                 else:
                     raise TypeError(
                         f"{self.stage.name}: fn must return a Pipeline or a sync or async "
@@ -407,10 +408,18 @@ class _Interleaver(Runner):
                     count += len(piece)
 
     async def _from_sync(
-        self, it: Iterator[Any], skip: int, send: MemoryObjectSendStream[Piece]
+        self, inner: Iterable[Any], skip: int, send: MemoryObjectSendStream[Piece]
     ) -> None:
+        if skip and isinstance(inner, Sequence):
+            # A list, a range: resumed by index, without reading what was read before.
+            if len(inner) < skip:
+                raise _shorter(self.stage.name, len(inner), skip)
+            it: Iterator[Any] = map(inner.__getitem__, range(skip, len(inner)))
+        else:
+            it = iter(inner)
         try:
-            if skip:  # step over what was read before the saved state
+            if skip and not isinstance(inner, Sequence):
+                # Step over what was read before the saved state.
                 stepped = await self._call(_step, it, skip)
                 if stepped < skip:
                     raise _shorter(self.stage.name, stepped, skip)

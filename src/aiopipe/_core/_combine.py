@@ -127,23 +127,26 @@ class _Zipper(Runner):
                 for i, p in enumerate(self.pipes)
             ]
             held: list[list[Any]] = [[] for _ in runs]
+            pos = [0] * len(runs)  # held[i][:pos[i]] were zipped already
             # The position of held[i][0] in run i's output.
             at: list[Position | None] = [run.position() for run in runs]
             while True:
                 for i, run in enumerate(runs):
-                    if not held[i]:
+                    if pos[i] >= len(held[i]):
                         got = await next_marked(run)
                         if got is None:
                             return  # the shortest ended: leaving stops the others
-                        held[i], at[i] = got
-                n = min(len(b) for b in held)
-                mark = tuple(builtins.zip(runs, at, strict=True))
-                await outbox.send(
-                    list(builtins.zip(*(b[:n] for b in held), strict=True)), at=(self, mark, 0)
+                        (held[i], at[i]), pos[i] = got, 0
+                n = min(len(b) - p for b, p in builtins.zip(held, pos, strict=True))
+                mark = tuple(
+                    (run, shifted(a, p)) for run, a, p in builtins.zip(runs, at, pos, strict=True)
                 )
-                for i, buf in enumerate(held):
-                    del buf[:n]
-                    at[i] = shifted(at[i], n)
+                rows = builtins.zip(
+                    *(b[p : p + n] for b, p in builtins.zip(held, pos, strict=True)), strict=True
+                )
+                await outbox.send(list(rows), at=(self, mark, 0))
+                for i in range(len(pos)):
+                    pos[i] += n
 
 
 class ConcatenateSource(Stage):

@@ -208,6 +208,20 @@ async def test_cache_file_resumes_while_writing_and_while_replaying(tmp_path: Pa
         await check_resume(replaying, _cuts(117))
 
 
+async def test_resumed_first_pass_makes_later_passes_cache_the_same(tmp_path: Path) -> None:
+    """A resumed pass writes no cache (it saw only part of the pass); the next pass then
+    computes it with the same seeds, so it writes (and delivers) what the original cached."""
+    path = tmp_path / "c.cache"
+
+    def make() -> ap.Pipeline[Any]:
+        path.unlink(missing_ok=True)  # every run starts without the file
+        return ap.from_arrays(np.arange(300), shuffle=True).cache(path).repeat(3).batch(5)
+
+    with anyio.fail_after(60):
+        await check_resume(make, [0, 1, 7, 30, 59])  # cuts in the first pass (60 batches)
+        await check_resume(make, [3, 21, 50], chain=True)
+
+
 async def test_cache_file_replaced_since_the_state_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.cache"
     pipe = ap.from_iterable(range(1000)).cache(path)

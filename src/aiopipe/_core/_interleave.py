@@ -15,7 +15,7 @@ same object.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -24,7 +24,9 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._channel import Inbox, Outbox
-from ._nested import NestedOpener, next_chunk
+from ._inputs import InputPositions
+from ._nested import NestedOpener, nested_state, next_marked
+from ._run import Run
 from ._stage import (
     RunContext,
     Runner,
@@ -36,6 +38,7 @@ from ._stage import (
     maybe_aclosing,
     positive,
 )
+from ._state import Position, resolve, shifted
 
 __all__ = ["InterleaveStage"]
 
@@ -63,37 +66,71 @@ class InterleaveStage(Stage):
         self.name = f"interleave({fn_name(fn)})"
         self.buffer = buffer_arg("interleave", buffer)
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         return _Interleaver(self, ctx)
+
+    def params(self) -> dict[str, Any]:
+        # workers does not change the order, so a state resumes with any number of them.
+        return {"cycle_length": self.cycle_length, "block_length": self.block_length}
+
+
+# What a feed hands its reader: a piece of its sequence and where the piece starts in it (a
+# position in its nested run's output, or a count of elements for an iterable).
+Piece = tuple[list[Any], Any]
 
 
 class _Feed:
     """One open inner sequence: what its task has produced and not yet been read."""
 
-    def __init__(self, receive: MemoryObjectReceiveStream[list[Any]]) -> None:
+    def __init__(self, receive: MemoryObjectReceiveStream[Piece], index: int, initial: Any) -> None:
         self.receive = receive
+        self.index = index  # the input element whose sequence this is
+        self.initial = initial  # the saved state it resumed from (None: from the start)
+        self.run: Run[Any] | None = None  # its nested run, when fn gave a Pipeline
+        self.started = False  # a piece has arrived
         self.held: list[Any] = []
+        self.at: Any = None  # where held[0] is in the sequence
         self.pos = 0
         self.error: BaseException | None = None
 
     def ready(self) -> bool:
         return self.pos < len(self.held)
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """(input index, where the next element is read): an immutable part of a mark."""
+        if not self.started:
+            return (self.index, "state", self.initial)
+        if self.run is not None:
+            return (self.index, "run", self.run, shifted(self.at, self.pos))
+        return (self.index, "count", self.at + self.pos)
+
     async def next(self) -> tuple[bool, Any]:
         """(True, element), or (False, None) at the end of the sequence (or its error)."""
         while self.pos >= len(self.held):
             try:
-                self.held, self.pos = await self.receive.receive(), 0
+                (self.held, self.at), self.pos = await self.receive.receive(), 0
             except anyio.EndOfStream:
                 if self.error is not None:
                     raise self.error from None
                 return False, None
+            self.started = True
         x = self.held[self.pos]
         self.pos += 1
         return True, x
 
 
 class _Interleaver(Runner):
+    """Its mark, taken whenever it has no output in hand: the current slot and how far its
+    block is, the input elements taken, and for every open slot the input index of its
+    element and where its sequence is read (a nested run's position, or a count for an
+    iterable); plus the input position of the oldest of those elements. A resumed interleave
+    re-reads its input from there, calls ``fn`` again for the elements whose sequences were
+    open and replays at most one chunk of output. A nested run resumes from its own state and
+    a sequence (list, range) by index; an iterator steps over what had been read of it (that
+    part of it is computed again). ``fn`` must give the same sequence for the same element."""
+
     def __init__(self, stage: InterleaveStage, ctx: RunContext) -> None:
         self.stage = stage
         self.ctx = ctx
@@ -103,14 +140,44 @@ class _Interleaver(Runner):
         self.pending: list[Any] = []
         self.input_done = False
         self.slots: list[_Feed | None] = [None] * stage.cycle_length
+        self.inputs = InputPositions(None)
+        self.plan: dict[str, Any] | None = None
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        cycle, block, taken, first, slots, up = mark
+        resolve(up, out)
+        state = {
+            "cycle": cycle,
+            "block": block,
+            "taken": taken,
+            "first": first,
+            "slots": [None if s is None else [s[0] - first, _where(s)] for s in slots],
+        }
+        if k:
+            state["skip"] = k
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.plan = state
+
+    def _mark(self, cycle: int, block: int) -> Position:
+        """The position of the next output, ``block`` elements into slot ``cycle``'s turn."""
+        if block >= self.stage.block_length:  # that turn is over: the next slot's begins
+            cycle, block = (cycle + 1) % self.stage.cycle_length, 0
+        slots = tuple(None if f is None else f.snapshot() for f in self.slots)
+        first = min([s[0] for s in slots if s is not None], default=self.index)
+        first = min(first, self.index)
+        return (self, (cycle, block, self.index, first, slots, self.inputs.at(first)), 0)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         self.limiter = anyio.CapacityLimiter(self.stage.parallel)
+        self.inputs = InputPositions(inbox.stamp)
         error: BaseException | None = None
         async with anyio.create_task_group() as tg:
             try:
-                await self._cycle(tg, inbox, outbox)
+                cycle, block = await self._resume(tg, inbox) if self.plan else (0, 0)
+                await self._cycle(tg, inbox, outbox, cycle, block)
             except BaseException as exc:
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
                     raise
@@ -125,15 +192,51 @@ class _Interleaver(Runner):
         if error is not None:
             raise error
 
-    async def _cycle(self, tg: TaskGroup, inbox: Inbox, outbox: Outbox) -> None:
+    async def _resume(self, tg: TaskGroup, inbox: Inbox) -> tuple[int, int]:
+        """Back to the saved state: re-read the input from the oldest open slot's element,
+        reopen the open slots' sequences where they were, keep the rest of the input read."""
+        plan, self.plan = self.plan, None
+        assert plan is not None
+        first, taken = int(plan["first"]), int(plan["taken"])
+        wanted = {
+            first + int(entry[0]): (slot, entry[1])
+            for slot, entry in enumerate(plan["slots"])
+            if entry is not None
+        }
+        self.inputs = InputPositions(inbox.stamp, first)
+        n = first
+        while n < taken:
+            chunk = await inbox.receive()
+            if chunk is None:
+                raise ValueError(
+                    f"{self.stage.name}: the saved state needs input up to element {taken}, "
+                    f"but the input ended at {n}: it is not the input the state was saved with"
+                )
+            self.inputs.add(inbox, len(chunk))
+            for j, x in enumerate(chunk):
+                if n >= taken:
+                    self.pending = list(reversed(chunk[j:]))  # past the saved state: new input
+                    break
+                got = wanted.get(n)
+                if got is not None:
+                    self.slots[got[0]] = self._start(tg, x, n, got[1])
+                n += 1
+        self.index = taken
+        return int(plan["cycle"]), int(plan["block"])
+
+    async def _cycle(
+        self, tg: TaskGroup, inbox: Inbox, outbox: Outbox, cycle: int, block: int
+    ) -> None:
         n, block_length = self.stage.cycle_length, self.stage.block_length
         slots = self.slots
-        cycle = block = live = 0
+        live = sum(f is not None for f in slots)
         out: list[Any] = []
+        # The position of out[0]: taken whenever out is empty.
+        at = self._mark(cycle, block)
         while not self.input_done or live > 0:
             if block == 0 and self._rounds(cycle, out):
                 if len(out) >= outbox.limit:
-                    out = await self._flush(out, outbox)
+                    out, at = await self._flush(out, outbox, at, cycle, block)
                 continue
             feed = slots[cycle]
             if feed is not None:
@@ -143,13 +246,13 @@ class _Interleaver(Runner):
                     feed.pos += take
                     block += take
                     if len(out) >= outbox.limit:
-                        out = await self._flush(out, outbox)
+                        out, at = await self._flush(out, outbox, at, cycle, block)
                     if block < block_length:
                         continue
                     block, cycle = 0, (cycle + 1) % n
                     continue
-                if out:
-                    out = await self._flush(out, outbox)  # never hold output while waiting
+                if out:  # never hold output while waiting
+                    out, at = await self._flush(out, outbox, at, cycle, block)
                 more, x = await feed.next()
                 if more:
                     out.append(x)
@@ -162,14 +265,15 @@ class _Interleaver(Runner):
                     live -= 1
             elif not self.input_done:
                 if not self.pending and out:
-                    out = await self._flush(out, outbox)
+                    out, at = await self._flush(out, outbox, at, cycle, block)
                 x, got = await self._next_input(inbox)
                 if got:
-                    slots[cycle] = self._start(tg, x)
+                    slots[cycle] = self._start(tg, x, self.index, None)
+                    self.index += 1
                     live += 1
                 continue  # read from the new sequence at once, in the same slot
             block, cycle = 0, (cycle + 1) % n
-        await outbox.send(out)
+        await outbox.send(out, at=at)
 
     def _rounds(self, cycle: int, out: list[Any]) -> bool:
         """Whole turns of the cycle from ``cycle``, at once, while every slot that takes part
@@ -197,9 +301,12 @@ class _Interleaver(Runner):
                     out.extend(seg[r : r + b])
         return True
 
-    async def _flush(self, out: list[Any], outbox: Outbox) -> list[Any]:
-        await outbox.send(out)
-        return []
+    async def _flush(
+        self, out: list[Any], outbox: Outbox, at: Position, cycle: int, block: int
+    ) -> tuple[list[Any], Position]:
+        """Send ``out`` (which starts at ``at``); the position of the next output."""
+        await outbox.send(out, at=at)
+        return [], self._mark(cycle, block)
 
     async def _next_input(self, inbox: Inbox) -> tuple[Any, bool]:
         while not self.pending:
@@ -207,23 +314,17 @@ class _Interleaver(Runner):
             if chunk is None:
                 self.input_done = True
                 return None, False
+            self.inputs.add(inbox, len(chunk))
             self.pending = list(reversed(chunk))
         return self.pending.pop(), True
 
-    def _start(self, tg: TaskGroup, x: Any) -> _Feed:
-        send, receive = anyio.create_memory_object_stream[list[Any]](FEED_BUFFER)
-        feed = _Feed(receive)
-        tg.start_soon(self._produce, x, self.index, feed, send)
-        self.index += 1
+    def _start(self, tg: TaskGroup, x: Any, index: int, initial: Any) -> _Feed:
+        send, receive = anyio.create_memory_object_stream[Piece](FEED_BUFFER)
+        feed = _Feed(receive, index, initial)
+        tg.start_soon(self._produce, x, feed, send)
         return feed
 
-    async def _produce(
-        self,
-        x: Any,
-        index: int,
-        feed: _Feed,
-        send: MemoryObjectSendStream[list[Any]],
-    ) -> None:
+    async def _produce(self, x: Any, feed: _Feed, send: MemoryObjectSendStream[Piece]) -> None:
         from ._pipeline import Pipeline
 
         async with send:
@@ -231,11 +332,11 @@ class _Interleaver(Runner):
                 fn = self.stage.fn
                 inner = await fn(x) if self.stage.is_async else fn(x)
                 if isinstance(inner, Pipeline):
-                    await self._from_pipeline(inner, index, send)
+                    await self._from_pipeline(inner, feed, send)
                 elif isinstance(inner, AsyncIterable):
-                    await self._from_async(inner, send)
+                    await self._from_async(inner, self._skip(feed), send)
                 elif isinstance(inner, Iterable):
-                    await self._from_sync(iter(inner), send)
+                    await self._from_sync(inner, self._skip(feed), send)
                 else:
                     raise TypeError(
                         f"{self.stage.name}: fn must return a Pipeline or a sync or async "
@@ -246,28 +347,52 @@ class _Interleaver(Runner):
             except BaseException as exc:
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
                     raise
-                annotate(exc, self.stage.name, index)
+                annotate(exc, self.stage.name, feed.index)
                 feed.error = exc  # the reading task raises it, unwrapped
 
+    def _skip(self, feed: _Feed) -> int:
+        """How many elements of an iterable's sequence were read before the saved state."""
+        saved = feed.initial
+        if saved is None:
+            return 0
+        if isinstance(saved, bool) or not isinstance(saved, int) or saved < 0:
+            raise ValueError(
+                f"{self.stage.name}: the saved state of input {feed.index}'s sequence is "
+                f"{saved!r:.80}, but fn now gives an iterable for it (a count was expected)"
+            )
+        return saved
+
     async def _from_pipeline(
-        self, pipe: Any, index: int, send: MemoryObjectSendStream[list[Any]]
+        self, pipe: Any, feed: _Feed, send: MemoryObjectSendStream[Piece]
     ) -> None:
+        saved = feed.initial
+        if saved is not None and not isinstance(saved, dict):
+            raise ValueError(
+                f"{self.stage.name}: the saved state of input {feed.index}'s sequence is "
+                f"{saved!r:.80}, but fn now gives a Pipeline for it"
+            )
         # Seeded by input index: feeds open concurrently, in no fixed order.
-        async with self.opener.open(pipe, index) as run:
+        async with self.opener.open(pipe, feed.index, saved) as run:
+            feed.run = run
             while True:
                 assert self.limiter is not None
                 async with self.limiter:
-                    chunk = await next_chunk(run)
-                if chunk is None:
+                    got = await next_marked(run)
+                if got is None:
                     return
-                await send.send(chunk)
+                await send.send(got)
 
     async def _from_async(
-        self, inner: AsyncIterable[Any], send: MemoryObjectSendStream[list[Any]]
+        self, inner: AsyncIterable[Any], skip: int, send: MemoryObjectSendStream[Piece]
     ) -> None:
         ait = aiter(inner)
         async with maybe_aclosing(ait):
-            done = False
+            for n in range(skip):
+                try:
+                    await anext(ait)
+                except StopAsyncIteration:
+                    raise _shorter(self.stage.name, n, skip) from None
+            count, done = skip, False
             while not done:
                 piece: list[Any] = []
                 assert self.limiter is not None
@@ -279,28 +404,67 @@ class _Interleaver(Runner):
                             done = True
                             break
                 if piece:
-                    await send.send(piece)
+                    await send.send((piece, count))
+                    count += len(piece)
 
-    async def _from_sync(self, it: Iterator[Any], send: MemoryObjectSendStream[list[Any]]) -> None:
-        threaded = self.stage.parallel > 1
+    async def _from_sync(
+        self, inner: Iterable[Any], skip: int, send: MemoryObjectSendStream[Piece]
+    ) -> None:
+        if skip and isinstance(inner, Sequence):
+            # A list, a range: resumed by index, without reading what was read before.
+            if len(inner) < skip:
+                raise _shorter(self.stage.name, len(inner), skip)
+            it: Iterator[Any] = map(inner.__getitem__, range(skip, len(inner)))
+        else:
+            it = iter(inner)
         try:
+            if skip and not isinstance(inner, Sequence):
+                # Step over what was read before the saved state.
+                stepped = await self._call(_step, it, skip)
+                if stepped < skip:
+                    raise _shorter(self.stage.name, stepped, skip)
+            count = skip
             while True:
-                assert self.limiter is not None
-                async with self.limiter:
-                    if threaded:
-                        # Shielded: a generator must not be closed while a thread runs it.
-                        with anyio.CancelScope(shield=True):
-                            piece = await self.ctx.threads.run(_piece, it)
-                    else:
-                        piece = _piece(it)
+                piece = await self._call(_piece, it)
                 if not piece:
                     return
-                await send.send(piece)
+                await send.send((piece, count))
+                count += len(piece)
         finally:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
 
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on an iterator, under the limiter; in a thread when workers > 1."""
+        assert self.limiter is not None
+        async with self.limiter:
+            if self.stage.parallel > 1:
+                # Shielded: a generator must not be closed while a thread runs it.
+                with anyio.CancelScope(shield=True):
+                    return await self.ctx.threads.run(fn, *args)
+            return fn(*args)
+
+
+def _where(snapshot: tuple[Any, ...]) -> Any:
+    """The saved form of where a slot's sequence is read (see ``_Feed.snapshot``)."""
+    kind = snapshot[1]
+    if kind == "run":
+        return nested_state(snapshot[2], snapshot[3])
+    return snapshot[2]  # a count, or the state it resumed from (None: the start)
+
+
+def _shorter(name: str, got: int, want: int) -> ValueError:
+    return ValueError(
+        f"{name}: fn gave a sequence of {got} elements where the saved state had read {want}: "
+        f"fn must give the same sequence for the same element to resume"
+    )
+
 
 def _piece(it: Iterator[Any]) -> list[Any]:
     return list(islice(it, PIECE))
+
+
+def _step(it: Iterator[Any], n: int) -> int:
+    """Step over up to ``n`` elements of ``it``; how many there were."""
+    return sum(1 for _ in islice(it, n))

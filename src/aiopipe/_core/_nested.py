@@ -15,12 +15,23 @@ import anyio
 import numpy as np
 
 from ._run import Run, RunOpener
+from ._state import Position, check_state, shifted
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
     from ._stage import RunContext
 
-__all__ = ["NestedOpener", "check_pipelines", "next_chunk", "nested_names"]
+__all__ = [
+    "NestedOpener",
+    "check_nested",
+    "check_pipelines",
+    "nested_names",
+    "nested_params",
+    "nested_seeds",
+    "nested_state",
+    "next_chunk",
+    "next_marked",
+]
 
 
 def check_pipelines(what: str, pipes: Sequence[object], *, least: int = 1) -> tuple[Any, ...]:
@@ -63,10 +74,46 @@ class NestedOpener:
         resumes it (a nested run's ``state_dict()``)."""
         if index is None:
             index, self.opened = self.opened, self.opened + 1
-        names = pipe.stage_names
-        # At most one seed per stage is drawn; spare ones are ignored.
-        seeds = np.random.SeedSequence([self.seed, index]).generate_state(len(names) + 1, np.uint64)
-        return RunOpener(pipe._stages, state, seeds=[int(x) >> 1 for x in seeds])
+        return RunOpener(pipe._stages, state, seeds=nested_seeds(self.seed, index, pipe))
+
+
+def nested_seeds(seed: int, index: int, pipe: Pipeline[Any]) -> list[int]:
+    """The seeds of nested run ``index`` of ``pipe`` under the outer seed ``seed``."""
+    # At most one seed per stage is drawn; spare ones are ignored.
+    count = len(pipe.stage_names) + 1
+    seeds = np.random.SeedSequence([seed, index]).generate_state(count, np.uint64)
+    return [int(x) >> 1 for x in seeds]
+
+
+def nested_params(pipes: Sequence[Pipeline[Any]]) -> list[list[dict[str, Any]]]:
+    """The parameters of every nested pipeline's stages: part of the combining stage's own, so
+    that a state saved with other nested parameters is refused at ``open(state=)``."""
+    return [[s.params() for s in p._stages] for p in pipes]
+
+
+def check_nested(pipe: Pipeline[Any], state: object, what: str) -> None:
+    """Refuse, at ``open(state=)``, a nested run's saved state its pipeline cannot resume."""
+    if state is None:
+        return
+    try:
+        check_state(pipe._stages, state)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{what}: {exc}") from None
+
+
+def nested_state(run: Run[Any], at: Position | None) -> dict[str, Any]:
+    """The full state of nested ``run`` at its position ``at`` (taken with ``run.position()``
+    or ``next_marked``): nested JSON inside the combining stage's own state."""
+    return run._state_at(at, 0)
+
+
+async def next_marked(run: Run[Any]) -> tuple[list[Any], Position | None] | None:
+    """The next chunk of a nested run and the position of its first element; ``None`` at its
+    end."""
+    chunk = await next_chunk(run)
+    if chunk is None:
+        return None
+    return chunk, shifted(run.position(), -len(chunk))
 
 
 async def next_chunk(run: Run[Any]) -> list[Any] | None:

@@ -7,8 +7,9 @@ from typing import Any
 import anyio
 
 from ._channel import Inbox, Outbox
-from ._nested import NestedOpener, next_chunk
+from ._nested import NestedOpener, check_nested, nested_params, nested_state, next_marked
 from ._stage import RunContext, Runner, Stage
+from ._state import shifted
 
 __all__ = ["RepeatSource", "check_count"]
 
@@ -25,6 +26,8 @@ class RepeatSource(Stage):
     """Runs the upstream pipeline once per pass, as a nested run: every pass is a fresh run, so
     a ``seed=None`` shuffle upstream draws a new order each pass (tf.data's default)."""
 
+    resumable = True
+
     def __init__(self, pipe: Any, count: int | None) -> None:
         self.pipe = pipe
         self.count = check_count(count)
@@ -34,20 +37,48 @@ class RepeatSource(Stage):
     def runner(self, ctx: RunContext) -> Runner:
         return _Repeater(self, NestedOpener(ctx))
 
+    def params(self) -> dict[str, Any]:
+        return {"count": self.count, "nested": nested_params([self.pipe])}
+
+    def check_restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        done = state.get("pass")
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise ValueError(f"{self.name}: the state is damaged (pass={done!r:.80})")
+        check_nested(self.pipe, state.get("run"), f"{self.name}, pass {done}")
+
 
 class _Repeater(Runner):
+    """Its mark: (pass, outputs of that pass before the chunk, the pass's run, the chunk's
+    position in it). Pass ``p`` is nested run ``p`` of the opener, so its seeds are the same
+    in a resumed run."""
+
     def __init__(self, stage: RepeatSource, opener: NestedOpener) -> None:
         self.stage = stage
         self.opener = opener
+        self.first = 0  # the pass to start with
+        self.got = 0  # outputs of that pass before the restored state
+        self.state: dict[str, Any] | None = None
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        done, got, run, at = mark
+        return {"pass": done, "got": got + k, "run": nested_state(run, shifted(at, k))}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.first, self.got, self.state = int(state["pass"]), int(state["got"]), state["run"]
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        done = 0
+        done = self.first
         while self.stage.count is None or done < self.stage.count:
-            got = 0
-            async with self.opener.open(self.stage.pipe) as run:
-                while (chunk := await next_chunk(run)) is not None:
+            got, self.got = self.got, 0
+            state, self.state = self.state, None
+            async with self.opener.open(self.stage.pipe, done, state) as run:
+                while (marked := await next_marked(run)) is not None:
+                    chunk, at = marked
+                    mark = (done, got, run, at)
                     got += len(chunk)
-                    await outbox.send(chunk)
+                    await outbox.send(chunk, at=(self, mark, 0))
             done += 1
             if got == 0:
                 return  # an empty pass repeated is still empty: end instead of spinning

@@ -361,6 +361,11 @@ class Run(Generic[T]):
         last output this run delivered: exactly the outputs not yet delivered follow."""
         return self._state_at(shifted(self._stamp, self._pos), self._delivered)
 
+    def position(self) -> Position | None:
+        """The position (see ``_state``) of the next output this run would deliver: what a
+        stage running this run nested inside its own records, to resolve with ``_state_at``."""
+        return shifted(self._stamp, self._pos)
+
     @property
     def last_index(self) -> int:
         return len(self._stages) - 1

@@ -28,6 +28,7 @@ import numpy as np
 from ._channel import MAX_CHUNK, Inbox, Outbox
 from ._sources import FromFiles, FromSequences, _epochs, epoch_order
 from ._stage import RunContext, Runner, Stage, positive
+from ._state import Position, resolve, shifted
 
 __all__ = ["ShardStage", "ShardedFiles", "shard_stages"]
 
@@ -115,30 +116,56 @@ class ShardedFiles(Stage):
         self.per_epoch = len(range(index, self.dealt, num_shards))
         self.name = f"from_files.shard({index}/{num_shards})"
 
+    resumable = True
+
     def runner(self, ctx: RunContext) -> Runner:
         seed = ctx.seed_for(self.files.seed) if self.files.shuffle else 0
         return _ShardedFilesRunner(self, seed)
 
+    def params(self) -> dict[str, Any]:
+        return {
+            **self.files.params(),
+            "num_shards": self.num_shards,
+            "index": self.index,
+            "equal": self.equal,
+        }
+
 
 class _ShardedFilesRunner(Runner):
+    """Its mark is the number of this shard's files sent before the chunk, over all epochs:
+    the epoch and the place in it follow (each epoch's order is a function of seed and epoch)."""
+
     def __init__(self, stage: ShardedFiles, seed: int) -> None:
         self.stage = stage
         self.seed = seed
+        self.start = 0
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        return {"pos": int(mark) + k}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.start = int(state["pos"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         st, files = self.stage, self.stage.files
         paths = files.columns[0]
+        first_epoch, first = divmod(self.start, st.per_epoch)
         for epoch in _epochs(files.epochs):
+            if epoch < first_epoch:
+                continue
             order = epoch_order(files.length, self.seed, epoch) if files.shuffle else None
             dealt = np.arange(st.dealt) if order is None else order[: st.dealt]
             mine = [paths[int(i)] for i in dealt[st.index :: st.num_shards]]
-            for start in range(0, len(mine), MAX_CHUNK):
-                await outbox.send(mine[start : start + MAX_CHUNK])
+            for start in range(first if epoch == first_epoch else 0, len(mine), MAX_CHUNK):
+                at = (self, epoch * st.per_epoch + start, 0)
+                await outbox.send(mine[start : start + MAX_CHUNK], at=at)
             await anyio.lowlevel.checkpoint()
 
 
 class ShardStage(Stage):
     """Every ``num_shards``-th element starting at ``index``."""
+
+    resumable = True
 
     def __init__(self, num_shards: int, index: int, *, equal: bool = False) -> None:
         self.num_shards, self.index = _resolve(num_shards, index)
@@ -150,39 +177,90 @@ class ShardStage(Stage):
             return _EqualShardRunner(self.num_shards, self.index)
         return _ShardRunner(self.num_shards, self.index)
 
+    def params(self) -> dict[str, Any]:
+        return {"num_shards": self.num_shards, "index": self.index, "equal": self.equal}
+
 
 class _ShardRunner(Runner):
+    """Pure arithmetic on the input index: the state is ``seen``, the index of the input
+    element to read next (the next kept one, or the end of a chunk), and its position."""
+
     def __init__(self, num_shards: int, index: int) -> None:
         self.k = num_shards
+        self.index = index
+        self.seen = 0  # input elements before the next chunk
         self.offset = index  # position in the next chunk of the next element we keep
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        first, n, up, offset = mark
+        seen, at = _next_read(first, n, up, first + offset + k * self.k)
+        resolve(at, out)
+        return {"seen": seen}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.seen = int(state["seen"])
+        self.offset = (self.index - self.seen) % self.k
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (chunk := await inbox.receive()) is not None:
             kept = chunk[self.offset :: self.k]
+            mark = (self.seen, len(chunk), inbox.stamp, self.offset)
             # Where the next kept element falls in the following chunk.
             self.offset = (self.offset - len(chunk)) % self.k
-            await outbox.send(kept)
+            self.seen += len(chunk)
+            await outbox.send(kept, at=(self, mark, 0))
+
+
+def _next_read(first: int, n: int, stamp: Position | None, e: int) -> tuple[int, Position | None]:
+    """(index, position) to resume reading at for input element ``e``, given a chunk of ``n``
+    elements from index ``first`` at ``stamp``: ``e`` itself, or the chunk's end if beyond."""
+    if e <= first + n:
+        return e, shifted(stamp, e - first)
+    return first + n, shifted(stamp, n)
 
 
 class _EqualShardRunner(_ShardRunner):
-    """Hands on a kept element only once its round of ``k`` elements is complete."""
+    """Hands on a kept element only once its round of ``k`` elements is complete.
+
+    Output ``j`` is input element ``index + j * k``, so the state is the outputs sent and the
+    input index (and position) to read from: that element, or the end of the chunk when it
+    comes later. It holds at most one element from before the chunk: its position is kept."""
 
     def __init__(self, num_shards: int, index: int) -> None:
         super().__init__(num_shards, index)
-        self.seen = 0  # elements of the stream so far
         self.sent = 0  # kept elements handed on: one per complete round
         self.held: list[Any] = []  # kept, round not complete yet (at most one)
+        self.held_at: Position | None = None  # the input position of held[0]
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        sent, held_at, first, n, stamp = mark
+        e = self.index + (sent + k) * self.k
+        if e < first:  # the element held from before the chunk
+            seen, at = e, held_at
+        else:
+            seen, at = _next_read(first, n, stamp, e)
+        resolve(at, out)
+        return {"seen": seen, "sent": sent + k}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.sent = int(state["sent"])
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
         while (chunk := await inbox.receive()) is not None:
+            first, n = self.seen, len(chunk)
+            mark = (self.sent, self.held_at, first, n, inbox.stamp)
             self.held.extend(chunk[self.offset :: self.k])
-            self.offset = (self.offset - len(chunk)) % self.k
-            self.seen += len(chunk)
+            self.offset = (self.offset - n) % self.k
+            self.seen += n
             ready = self.seen // self.k - self.sent
             if ready:
                 out, self.held = self.held[:ready], self.held[ready:]
                 self.sent += ready
-                await outbox.send(out)
+                await outbox.send(out, at=(self, mark, 0))
+            e = self.index + self.sent * self.k  # the next to hand on
+            if first <= e < first + n:
+                self.held_at = inbox.position(e - first)
         # What is still held belongs to the incomplete last round: dropped on every shard.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from typing import Any
 
 import numpy as np
@@ -75,8 +75,11 @@ class _Shuffler(Runner):
         self.idx: list[int] = []  # input index of held[i]
         self.made = 0  # outputs so far
         self.taken = 0  # inputs so far
-        # Input chunks that may still have elements in the buffer: (first index, position).
-        self.chunks: deque[tuple[int, Position | None]] = deque()
+        # Input chunks that may still have elements in the buffer, (first index, position), from
+        # ``log_start`` on. Only appended to, and replaced (not cut) when compacted, so a mark
+        # can keep a slice of it by reference.
+        self.log: list[tuple[int, Position | None]] = []
+        self.log_start = 0
         self.plan: dict[str, Any] | None = None  # a restored state, until the buffer is refilled
         self._block = -1
         self._draws = np.empty(0)
@@ -90,9 +93,13 @@ class _Shuffler(Runner):
         return int(self._draws[i] * n)
 
     def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
-        made, taken, idx, first, up = mark
-        resolve(up, out)
-        state = {"made": made, "taken": taken, "first": first, "held": [i - first for i in idx]}
+        made, taken, idx, first, up, snap, _ = mark
+        state: dict[str, Any] = {"made": made, "taken": taken}
+        if not _picked(idx, taken, snap, out):
+            resolve(up, out)
+            state.update(first=first, held=[i - first for i in idx])
+        else:
+            state["picked"] = len(idx)
         if k:
             state["skip"] = k
         return state
@@ -104,15 +111,20 @@ class _Shuffler(Runner):
     def _mark(self, end: Position | None) -> Position:
         """The position of the next output: the state now, re-read from the oldest held."""
         first = min(self.idx) if self.idx else self.taken
-        chunks = self.chunks
-        while len(chunks) > 1 and chunks[1][0] <= first:
-            chunks.popleft()
-        if chunks and chunks[0][0] <= first:
-            base, at = chunks[0]
+        log, start = self.log, self.log_start
+        while start + 1 < len(log) and log[start + 1][0] <= first:
+            start += 1
+        if start > 64 and start > len(log) // 2:
+            log = self.log = log[start:]  # marks made before keep the old list
+            start = 0
+        self.log_start = start
+        if start < len(log) and log[start][0] <= first:
+            base, at = log[start]
             up = shifted(at, first - base)
         else:
             up = end  # nothing held: input resumes right after what was taken
-        return (self, (self.made, self.taken, tuple(self.idx), first, up), 0)
+        snap = (log, start, len(log))
+        return (self, (self.made, self.taken, tuple(self.idx), first, up, snap, end), 0)
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
@@ -145,7 +157,7 @@ class _Shuffler(Runner):
     async def _receive(self, inbox: Inbox) -> list[Any] | None:
         chunk = await inbox.receive()
         if chunk is not None:
-            self.chunks.append((self.taken, inbox.stamp))
+            self.log.append((self.taken, inbox.stamp))
         return chunk
 
     def _pop(self, i: int) -> Any:
@@ -165,8 +177,15 @@ class _Shuffler(Runner):
         Returns the part of the last chunk read that is new input."""
         plan, self.plan = self.plan, None
         assert plan is not None
-        first, taken = int(plan["first"]), int(plan["taken"])
-        slots = {first + int(r): slot for slot, r in enumerate(plan["held"])}
+        taken = int(plan["taken"])
+        if "picked" in plan:
+            # The source sends exactly the held elements first, in their slots' order.
+            n = int(plan["picked"])
+            first = taken - n
+            slots = {first + slot: slot for slot in range(n)}
+        else:
+            first = int(plan["first"])
+            slots = {first + int(r): slot for slot, r in enumerate(plan["held"])}
         self.held = [None] * len(slots)
         self.idx = [0] * len(slots)
         self.taken = first
@@ -187,3 +206,41 @@ class _Shuffler(Runner):
                     self.idx[slot] = n
                 self.taken += 1
         return None
+
+
+def _picked(
+    idx: tuple[int, ...],
+    taken: int,
+    snap: tuple[list[tuple[int, Position | None]], int, int],
+    out: dict[int, Any],
+) -> bool:
+    """When every held element, and the next input, comes straight from a source that can
+    seek (through stages that keep elements one to one and save nothing), write the source's
+    state as "send these rows first, then go on": a resume then makes only the held elements
+    again, not everything since the oldest of them."""
+    log, start, stop = snap
+    entries = log[start:stop]
+    if not entries:
+        return False
+    bases = [b for b, _ in entries]
+
+    def position(i: int) -> Position | None:
+        j = bisect.bisect_right(bases, i) - 1
+        return shifted(entries[j][1], i - bases[j]) if j >= 0 else None
+
+    then = position(taken)
+    if then is None:
+        return False
+    source = then[0]
+    row_number = getattr(source, "row_number", None)
+    if row_number is None:
+        return False
+    rows = []
+    for i in idx:
+        at = position(i)
+        if at is None or at[0] is not source:
+            return False
+        rows.append(row_number(at[1], at[2]))
+    after = row_number(then[1], then[2])
+    out[source.slot] = {"pos": after, "pick": [after - r for r in rows]}
+    return True

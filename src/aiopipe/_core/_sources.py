@@ -258,23 +258,45 @@ def _check_seed(seed: object) -> int | None:
 
 class _SequenceRunner(Runner):
     """Its mark is the number of rows sent before the chunk, over all epochs: a row's epoch
-    and place follow from it (the permutations are pure functions of seed and epoch)."""
+    and place follow from it (the permutations are pure functions of seed and epoch).
+
+    It can also seek: a resumed run may first send some rows picked by their number (the
+    elements a shuffle downstream held, see ``_shuffle``), then go on from ``pos``. Picked rows
+    are marked ``Picks``: what remains of the picks, then ``pos``.
+    """
 
     def __init__(self, stage: FromSequences, seed: int) -> None:
         self.stage = stage
         self.seed = seed
         self.start = 0
+        self.picks: tuple[int, ...] = ()
+
+    def row_number(self, mark: Any, k: int) -> int:
+        """The row number (over all epochs) of the element ``k`` after ``mark``."""
+        if isinstance(mark, Picks):
+            return mark.rows[mark.first + k] if mark.first + k < len(mark.rows) else mark.then
+        return int(mark) + k
 
     def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        if isinstance(mark, Picks):
+            rest = mark.rows[mark.first + k :]
+            return (
+                {"pos": mark.then, "pick": [mark.then - r for r in rest]}
+                if rest
+                else {"pos": mark.then}
+            )
         return {"pos": int(mark) + k}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.start = int(state["pos"])
+        self.picks = tuple(self.start - int(r) for r in state.get("pick", ()))
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         n = self.stage.length
         if n == 0:
             return
+        if self.picks:
+            await self._send_picks(outbox)
         first_epoch, first = divmod(self.start, n)
         for epoch in _epochs(self.stage.epochs):
             if epoch < first_epoch:
@@ -284,6 +306,17 @@ class _SequenceRunner(Runner):
                 rows = self._rows(order, start, min(n, start + MAX_CHUNK))
                 await outbox.send(rows, at=(self, epoch * n + start, 0))
             await anyio.lowlevel.checkpoint()
+
+    async def _send_picks(self, outbox: Outbox) -> None:
+        n, orders = self.stage.length, dict[int, np.ndarray | None]()
+        for at in range(0, len(self.picks), MAX_CHUNK):
+            rows = []
+            for number in self.picks[at : at + MAX_CHUNK]:
+                epoch, i = divmod(number, n)
+                if epoch not in orders:
+                    orders[epoch] = epoch_order(n, self.seed, epoch) if self.stage.shuffle else None
+                rows.extend(self._rows(orders[epoch], i, i + 1))
+            await outbox.send(rows, at=(self, Picks(self.picks, at, self.start), 0))
 
     def _rows(self, order: np.ndarray | None, start: int, stop: int) -> list[Any]:
         cols = [_take(c, order, start, stop) for c in self.stage.columns]
@@ -301,6 +334,17 @@ def _take(col: Any, order: np.ndarray | None, start: int, stop: int) -> list[Any
     if order is None:
         return [col[i] for i in range(start, stop)]
     return [col[int(i)] for i in order[start:stop]]
+
+
+class Picks:
+    """The mark of rows sent by their number: ``rows[first:]``, then row ``then`` on."""
+
+    __slots__ = ("first", "rows", "then")
+
+    def __init__(self, rows: tuple[int, ...], first: int, then: int) -> None:
+        self.rows = rows
+        self.first = first
+        self.then = then
 
 
 class FromFiles(FromSequences):

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import aiopipe as ap
-from aiopipe._core._progress import ENV, progress_enabled
+from aiopipe._core.observe._progress import ENV, progress_enabled
 
 
 class FakeTerminal(io.StringIO):

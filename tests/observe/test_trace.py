@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import aiopipe as ap
-from aiopipe._core._trace import MAX_EVENTS
+from aiopipe._core.observe._trace import MAX_EVENTS
 
 
 async def slowish(x: int) -> int:
@@ -103,7 +103,7 @@ async def test_buffer_fill_counters(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_huge_runs_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aiopipe._core import _trace
+    from aiopipe._core.observe import _trace
 
     monkeypatch.setattr(_trace, "MAX_EVENTS", 50)
     doc, _ = await traced(tmp_path / "trace.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from aiopipe._core._channel import Space
+from aiopipe._core.engine._channel import Space
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import aiopipe as ap
-from aiopipe._core._reader import Reader
+from aiopipe._core.stages._reader import Reader
 
 pytestmark = pytest.mark.anyio
 

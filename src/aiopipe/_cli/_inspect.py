@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 
 from .. import CorruptRecordError
-from .._core._urls import is_url, remote
+from .._core.stages._urls import is_url, remote
 from ..readers import TextLines, TFRecords
 from ..tfrecord import masked_crc32c
 from ._errors import CliError

@@ -11,18 +11,18 @@ import math
 from collections.abc import AsyncIterable, Sequence, Sized
 from typing import Any
 
-from ._batch import BatchStage
-from ._cache import CacheSource
-from ._combine import ConcatenateSource, SampleSource, ZipSource
-from ._map import MapStage
-from ._repeat import RepeatSource
-from ._shard import ShardedFiles, ShardStage
-from ._shuffle import ShuffleStage
-from ._simple import PrefetchStage, SkipStage, TakeStage
-from ._sources import FromIterable, FromSequences
-from ._sources import _is_iterator as is_iterator
-from ._stage import Stage
-from ._window import WindowStage
+from .engine._stage import Stage
+from .stages._batch import BatchStage
+from .stages._cache import CacheSource
+from .stages._combine import ConcatenateSource, SampleSource, ZipSource
+from .stages._map import MapStage
+from .stages._repeat import RepeatSource
+from .stages._shard import ShardedFiles, ShardStage
+from .stages._shuffle import ShuffleStage
+from .stages._simple import PrefetchStage, SkipStage, TakeStage
+from .stages._sources import FromIterable, FromSequences
+from .stages._sources import _is_iterator as is_iterator
+from .stages._window import WindowStage
 
 __all__ = ["Count", "cardinality"]
 

@@ -9,27 +9,27 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final, overload
 
 import anyio
 
-from ._batch import BatchStage, UnbatchStage
-from ._bucket import BucketStage
-from ._cache import CacheSource
-from ._custom import CustomStage, StageFn
-from ._interleave import InterleaveStage
-from ._map import Executor, MapStage
-from ._padded import PaddedCollate, check_padded_shapes
-from ._policy import policy
-from ._process_pool import ProcessOptions
-from ._read import ReadStage
-from ._repeat import RepeatSource
-from ._run import RunOpener
-from ._shard import shard_stages
-from ._shuffle import ShuffleStage
-from ._simple import FilterStage, FlatMapStage, PrefetchStage, SkipStage, TakeStage
-from ._sources import FromFiles, FromIterable, FromSequences
-from ._stage import Stage
-from ._window import WindowStage
+from .engine._policy import policy
+from .engine._run import RunOpener
+from .engine._stage import Stage
+from .processes._process_pool import ProcessOptions
+from .stages._batch import BatchStage, UnbatchStage
+from .stages._bucket import BucketStage
+from .stages._cache import CacheSource
+from .stages._custom import CustomStage, StageFn
+from .stages._interleave import InterleaveStage
+from .stages._map import Executor, MapStage
+from .stages._padded import PaddedCollate, check_padded_shapes
+from .stages._read import ReadStage
+from .stages._repeat import RepeatSource
+from .stages._shard import shard_stages
+from .stages._shuffle import ShuffleStage
+from .stages._simple import FilterStage, FlatMapStage, PrefetchStage, SkipStage, TakeStage
+from .stages._sources import FromFiles, FromIterable, FromSequences
+from .stages._window import WindowStage
 
 if TYPE_CHECKING:
-    from ._sync import SyncIterator
+    from .engine._sync import SyncIterator
 
 __all__ = ["Pipeline", "from_arrays", "from_files", "from_iterable"]
 
@@ -441,7 +441,7 @@ class Pipeline(Generic[T]):
 
         ``state``: an ``it.state_dict()`` (or ``run.state_dict()``) to resume from.
         """
-        from ._sync import SyncIterator
+        from .engine._sync import SyncIterator
 
         return SyncIterator(self, backend=backend, state=state)
 

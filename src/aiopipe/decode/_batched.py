@@ -15,7 +15,7 @@ from typing import Any, final
 
 import numpy as np
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 from ._example import not_an_example
 from ._features import (
     BYTES,

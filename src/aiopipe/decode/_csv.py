@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Final, final
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 
 __all__ = ["CsvDecoder", "csv"]
 

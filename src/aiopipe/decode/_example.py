@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, final
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 from ._features import Feature, FixedLenSequenceFeature, VarLenFeature, check_spec
 from ._values import sequence_steps, value_for
 from ._wire import Malformed, parse_example, parse_sequence_example

@@ -11,7 +11,7 @@ from typing import Any, final
 
 import numpy as np
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 
 __all__ = ["ImageDecoder", "image"]
 

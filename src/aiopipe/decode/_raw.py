@@ -9,7 +9,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 
 __all__ = ["RawDecoder", "raw"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._errors import DecodeError
+from .._core.engine._errors import DecodeError
 from ._features import (
     BYTES,
     INT64,

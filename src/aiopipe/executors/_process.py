@@ -1,15 +1,15 @@
 """``ProcessExecutor``: ``map(executor="process")`` with its settings spelled out.
 
-The pool itself lives in the core (``aiopipe._core._process_pool``), because ``map`` starts and
-stops it with the stage and the core imports nothing from its sibling packages; this module is
-its public face.
+The pool itself lives in the core (``aiopipe._core.processes._process_pool``), because ``map``
+starts and stops it with the stage and the core imports nothing from its sibling packages; this
+module is its public face.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._core._process_pool import ProcessOptions, RemoteError, WorkerProcessError
+from .._core.processes._process_pool import ProcessOptions, RemoteError, WorkerProcessError
 
 __all__ = ["ProcessExecutor", "RemoteError", "WorkerProcessError"]
 

@@ -25,7 +25,7 @@ from typing import Generic, NamedTuple, Self, TypeVar
 import anyio
 from anyio.lowlevel import checkpoint
 
-from .._core._errors import OutOfRangeError, QueueClosedError
+from .._core.engine._errors import OutOfRangeError, QueueClosedError
 
 __all__ = ["CHECKPOINT_EVERY", "Getter", "QueueBase", "QueueStatistics"]
 

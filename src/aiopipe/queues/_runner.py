@@ -17,8 +17,8 @@ from typing import Protocol, final
 import anyio
 from anyio.abc import TaskGroup
 
-from .._core._coordinator import Coordinator
-from .._core._errors import OutOfRangeError, QueueClosedError
+from .._core.engine._coordinator import Coordinator
+from .._core.engine._errors import OutOfRangeError, QueueClosedError
 
 __all__ = ["QueueRunner", "start_queue_runners"]
 

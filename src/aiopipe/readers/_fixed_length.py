@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, final
 
-from .._core._errors import CorruptRecordError
-from .._core._reader import BlockingReader, Decoder
+from .._core.engine._errors import CorruptRecordError
+from .._core.stages._reader import BlockingReader, Decoder
 from ._validate import check_count, check_storage_options
 
 __all__ = ["FixedLengthRecords"]

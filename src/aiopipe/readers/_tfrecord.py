@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, final
 
-from .._core._reader import BlockingReader, Decoder
+from .._core.stages._reader import BlockingReader, Decoder
 from ..tfrecord._compression import check_compression
 from ..tfrecord._push import FrameDecoder
 from ..tfrecord._reading import read_batches

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from typing import Any, final
 
-from .._core._reader import BlockingReader, Decoder
+from .._core.stages._reader import BlockingReader, Decoder
 from ._validate import check_storage_options
 
 __all__ = ["WholeFile", "read_whole"]

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import anyio
 from anyio import wait_all_tasks_blocked
 
-from .._core._errors import OutOfRangeError, QueueClosedError
+from .._core.engine._errors import OutOfRangeError, QueueClosedError
 
 __all__ = ["QUEUE_CHECKS", "QueueKind", "QueueLike", "check_queue"]
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._core._errors import CorruptRecordError
+from .._core.engine._errors import CorruptRecordError
 from ._compression import mismatch_hint
 from ._crc32c import crc32c, mask, masked_crc32c
 

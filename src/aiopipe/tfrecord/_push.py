@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Literal
 
-from .._core._errors import CorruptRecordError
+from .._core.engine._errors import CorruptRecordError
 from ._compression import Compression, window_bits
 from ._framing import (
     _BAD_HEADER,

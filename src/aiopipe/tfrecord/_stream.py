@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, Literal
 
-from .._core._errors import CorruptRecordError
+from .._core.engine._errors import CorruptRecordError
 from ._compression import Compression, mismatch_hint, window_bits
 
 __all__ = ["CHUNK_BYTES", "open_stream"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._channel import Inbox, Outbox
-from ._inputs import InputPositions
-from ._stage import RunContext, Runner, Stage, buffer_arg, positive
-from ._state import Position
+from ..engine._channel import Inbox, Outbox
+from ..engine._inputs import InputPositions
+from ..engine._stage import RunContext, Runner, Stage, buffer_arg, positive
+from ..engine._state import Position
 
 __all__ = ["WindowStage"]
 

@@ -42,9 +42,9 @@ from anyio.streams.memory import (
     MemoryObjectStreamStatistics,
 )
 
-from ._channel import MAX_CHUNK, YIELD_S, DownstreamClosed, Inbox, Outbox
-from ._stage import RunContext, Runner, Stage, buffer_arg, fn_name, positive
-from ._state import Position, resolve, shifted
+from ..engine._channel import MAX_CHUNK, YIELD_S, DownstreamClosed, Inbox, Outbox
+from ..engine._stage import RunContext, Runner, Stage, buffer_arg, fn_name, positive
+from ..engine._state import Position, resolve, shifted
 
 __all__ = ["CustomStage"]
 

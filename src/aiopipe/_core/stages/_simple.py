@@ -7,9 +7,9 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-from ._channel import DownstreamClosed, Inbox, Outbox
-from ._policy import RAISE, ErrorPolicy, StageErrors
-from ._stage import (
+from ..engine._channel import DownstreamClosed, Inbox, Outbox
+from ..engine._policy import RAISE, ErrorPolicy, StageErrors
+from ..engine._stage import (
     RunContext,
     Runner,
     Stage,
@@ -20,7 +20,7 @@ from ._stage import (
     maybe_aclosing,
     positive,
 )
-from ._state import Position, resolve, shifted
+from ..engine._state import Position, resolve, shifted
 
 __all__ = ["FilterStage", "FlatMapStage", "PrefetchStage", "SkipStage", "TakeStage"]
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._channel import Inbox, Outbox
+from ..engine._channel import Inbox, Outbox
+from ..engine._stage import RunContext, Runner, Stage, annotate, buffer_arg, positive
+from ..engine._state import Position, resolve
 from ._collate import collate, uncollate
-from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, positive
-from ._state import Position, resolve
 
 __all__ = ["BatchStage", "UnbatchStage"]
 

@@ -19,7 +19,7 @@ import bisect
 from collections.abc import Callable
 from typing import Any
 
-from ._state import Position, resolve
+from ..engine._state import Position, resolve
 
 __all__ = ["Ledger", "Sent"]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from ._errors import AiopipeError
+from ..engine._errors import AiopipeError
 from ._process_worker import (
     EXIT_NO_MAIN_GUARD,
     PROGRESS,

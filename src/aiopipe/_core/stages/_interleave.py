@@ -23,11 +23,10 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._channel import Inbox, Outbox
-from ._inputs import InputPositions
-from ._nested import NestedOpener, nested_state, next_marked
-from ._run import Run
-from ._stage import (
+from ..engine._channel import Inbox, Outbox
+from ..engine._inputs import InputPositions
+from ..engine._run import Run
+from ..engine._stage import (
     RunContext,
     Runner,
     Stage,
@@ -38,7 +37,8 @@ from ._stage import (
     maybe_aclosing,
     positive,
 )
-from ._state import Position, resolve, shifted
+from ..engine._state import Position, resolve, shifted
+from ._nested import NestedOpener, nested_state, next_marked
 
 __all__ = ["InterleaveStage"]
 
@@ -325,7 +325,7 @@ class _Interleaver(Runner):
         return feed
 
     async def _produce(self, x: Any, feed: _Feed, send: MemoryObjectSendStream[Piece]) -> None:
-        from ._pipeline import Pipeline
+        from .._pipeline import Pipeline
 
         async with send:
             try:

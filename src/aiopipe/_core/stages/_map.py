@@ -14,20 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from ._channel import Inbox, Outbox
-from ._pacer import Pacer
-from ._policy import RAISE, ErrorPolicy, StageErrors, apply_with_policy
-from ._process_pool import (
-    PER_LANE,
-    NoLane,
-    ProcessOptions,
-    SharedLane,
-    check_supported,
-    current_lane,
-    worked_s,
-)
-from ._shared_input import SharedInput
-from ._stage import (
+from ..engine._channel import Inbox, Outbox
+from ..engine._pacer import Pacer
+from ..engine._policy import RAISE, ErrorPolicy, StageErrors, apply_with_policy
+from ..engine._shared_input import SharedInput
+from ..engine._stage import (
     RunContext,
     Runner,
     Stage,
@@ -37,8 +28,17 @@ from ._stage import (
     is_async_callable,
     positive,
 )
-from ._state import Position
-from ._threads import ThreadPool
+from ..engine._state import Position
+from ..engine._threads import ThreadPool
+from ..processes._process_pool import (
+    PER_LANE,
+    NoLane,
+    ProcessOptions,
+    SharedLane,
+    check_supported,
+    current_lane,
+    worked_s,
+)
 from ._unordered import Ledger, Sent
 
 __all__ = ["Executor", "MapStage"]

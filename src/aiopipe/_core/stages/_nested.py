@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 
-from ._run import Run, RunOpener
-from ._state import Position, check_state, shifted
+from ..engine._run import Run, RunOpener
+from ..engine._state import Position, check_state, shifted
 
 if TYPE_CHECKING:
-    from ._pipeline import Pipeline
-    from ._stage import RunContext
+    from .._pipeline import Pipeline
+    from ..engine._stage import RunContext
 
 __all__ = [
     "NestedOpener",
@@ -36,7 +36,7 @@ __all__ = [
 
 def check_pipelines(what: str, pipes: Sequence[object], *, least: int = 1) -> tuple[Any, ...]:
     """Validate the pipelines given to ``what`` at build time."""
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
     if len(pipes) < least:
         raise ValueError(f"{what} needs at least {least} pipeline(s), got {len(pipes)}")

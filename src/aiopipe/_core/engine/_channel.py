@@ -21,8 +21,8 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ..observe._stats import StageStats
 from ._state import Position, shifted
-from ._stats import StageStats
 
 __all__ = [
     "DownstreamClosed",

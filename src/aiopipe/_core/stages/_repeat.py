@@ -6,10 +6,10 @@ from typing import Any
 
 import anyio
 
-from ._channel import Inbox, Outbox
+from ..engine._channel import Inbox, Outbox
+from ..engine._stage import RunContext, Runner, Stage
+from ..engine._state import shifted
 from ._nested import NestedOpener, check_nested, nested_params, nested_state, next_marked
-from ._stage import RunContext, Runner, Stage
-from ._state import shifted
 
 __all__ = ["RepeatSource", "check_count"]
 

@@ -13,11 +13,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._channel import Inbox, Outbox
+from ..engine._channel import Inbox, Outbox
+from ..engine._inputs import InputPositions
+from ..engine._stage import RunContext, Runner, Stage, annotate, buffer_arg, fn_name, positive
+from ..engine._state import Position, resolve
 from ._collate import collate
-from ._inputs import InputPositions
-from ._stage import RunContext, Runner, Stage, annotate, buffer_arg, fn_name, positive
-from ._state import Position, resolve
 
 __all__ = ["BucketStage"]
 

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._run import Run
+from ..engine._stage import RunContext, Runner, Stage
+from ..engine._state import Position, shifted
 from ._nested import (
     NestedOpener,
     check_nested,
@@ -26,13 +29,10 @@ from ._nested import (
     nested_state,
     next_marked,
 )
-from ._run import Run
 from ._sources import _check_seed as check_seed
-from ._stage import RunContext, Runner, Stage
-from ._state import Position, shifted
 
 if TYPE_CHECKING:
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
 __all__ = ["ConcatenateSource", "SampleSource", "ZipSource", "concatenate", "sample_from", "zip"]
 
@@ -42,14 +42,14 @@ DRAWS = 1024  # sample_from's draws made at once, from (seed, block)
 def zip(*pipes: Pipeline[Any]) -> Pipeline[tuple[Any, ...]]:
     """Tuples of one element from each pipeline (``tf.data.Dataset.zip``); ends with the
     shortest, and leaving stops the others."""
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
     return Pipeline((ZipSource(pipes),))
 
 
 def concatenate(*pipes: Pipeline[Any]) -> Pipeline[Any]:
     """Every element of each pipeline in turn (``Dataset.concatenate``)."""
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
     return Pipeline((ConcatenateSource(pipes),))
 
@@ -65,7 +65,7 @@ def sample_from(
     (uniform when ``None``), as ``tf.data.Dataset.sample_from_datasets`` and TF 1.x's
     ``shuffle_batch_join``. The same seed gives the same sequence. An exhausted pipeline drops
     out and the others go on; with ``stop_on_empty=True`` the first one to run dry ends it."""
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
     if isinstance(pipes, Pipeline) or not isinstance(pipes, Sequence):
         raise TypeError(

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ._channel import Inbox, Outbox
+from ..engine._channel import Inbox, Outbox
+from ..engine._stage import RunContext, Runner, Stage, buffer_arg, positive
+from ..engine._state import Position, resolve, shifted
 from ._sources import _check_seed
-from ._stage import RunContext, Runner, Stage, buffer_arg, positive
-from ._state import Position, resolve, shifted
 
 __all__ = ["ShuffleStage"]
 

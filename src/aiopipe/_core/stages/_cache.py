@@ -18,7 +18,11 @@ from typing import IO, Any
 
 import anyio
 
-from ._channel import Inbox, Outbox
+from ..engine._channel import Inbox, Outbox
+from ..engine._run import RunOpener
+from ..engine._stage import RunContext, Runner, Stage
+from ..engine._state import shifted
+from ..engine._threads import ThreadPool
 from ._nested import (
     NestedOpener,
     check_nested,
@@ -27,10 +31,6 @@ from ._nested import (
     nested_state,
     next_marked,
 )
-from ._run import RunOpener
-from ._stage import RunContext, Runner, Stage
-from ._state import shifted
-from ._threads import ThreadPool
 
 __all__ = ["CacheSource"]
 

@@ -23,7 +23,7 @@ from ._state import Position, shifted
 from ._threads import waker
 
 if TYPE_CHECKING:
-    from ._pipeline import Pipeline
+    from .._pipeline import Pipeline
 
 __all__ = ["SyncIterator"]
 

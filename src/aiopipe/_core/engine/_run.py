@@ -11,6 +11,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ..observe._stats import PipelineStats, RunView, StageStats
 from ._channel import (
     Chunk,
     DownstreamClosed,
@@ -25,7 +26,6 @@ from ._coordinator import describe_error, pipeline_coordinator
 from ._policy import SkippedError
 from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
 from ._state import STATE_VERSION, Position, Unresumable, check_state, resolve, shifted
-from ._stats import PipelineStats, RunView, StageStats
 
 __all__ = ["Run", "RunOpener", "check_state"]
 
@@ -128,11 +128,11 @@ class Run(Generic[T]):
         if self._trace is not None:
             for s in (*self._stats, self._consumer):
                 s.spans = []
-            from ._trace import sample_fills
+            from ..observe._trace import sample_fills
 
             self._coord.start_soon(sample_fills, self._stats, name="aiopipe trace")
         if self._progress:
-            from ._progress import ProgressBar  # lazily: it imports an optional extra
+            from ..observe._progress import ProgressBar  # lazily: it imports an optional extra
 
             self._coord.start_soon(ProgressBar(self.view()).run, name="aiopipe progress")
 
@@ -213,7 +213,7 @@ class Run(Generic[T]):
             self._ctx.threads.close()
             self._consumer.worker_stopped(self._consumer_started)
             if self._trace is not None:
-                from ._trace import write_trace
+                from ..observe._trace import write_trace
 
                 write_trace(self._trace, self.view())
         if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -336,7 +336,7 @@ class Run(Generic[T]):
 
     def view(self) -> RunView:
         """A read-only view of this run for observers (trace, progress)."""
-        from ._cardinality import cardinality
+        from .._cardinality import cardinality
 
         return RunView(
             tuple(self._stats), self._consumer, self._t0, cardinality(self._stages), self.stats

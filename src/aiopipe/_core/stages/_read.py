@@ -19,12 +19,12 @@ from typing import Any
 
 import anyio
 
-from ._channel import DownstreamClosed, Inbox, Outbox
-from ._policy import RAISE, ErrorPolicy, StageErrors
+from ..engine._channel import DownstreamClosed, Inbox, Outbox
+from ..engine._policy import RAISE, ErrorPolicy, StageErrors
+from ..engine._shared_input import SharedInput
+from ..engine._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
+from ..engine._threads import ThreadPool
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
-from ._shared_input import SharedInput
-from ._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
-from ._threads import ThreadPool
 from ._urls import is_url, remote
 
 __all__ = ["ReadStage"]

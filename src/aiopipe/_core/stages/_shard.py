@@ -25,10 +25,10 @@ from typing import Any
 import anyio
 import numpy as np
 
-from ._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._stage import RunContext, Runner, Stage, positive
+from ..engine._state import Position, resolve, shifted
 from ._sources import FromFiles, FromSequences, _epochs, epoch_order
-from ._stage import RunContext, Runner, Stage, positive
-from ._state import Position, resolve, shifted
 
 __all__ = ["ShardStage", "ShardedFiles", "shard_stages"]
 

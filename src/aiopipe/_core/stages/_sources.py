@@ -13,10 +13,10 @@ from typing import Any
 import anyio
 import numpy as np
 
-from ._channel import MAX_CHUNK, Inbox, Outbox
-from ._pacer import Pacer
-from ._stage import RunContext, Runner, Stage, annotate, maybe_aclosing
-from ._state import fingerprint
+from ..engine._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._pacer import Pacer
+from ..engine._stage import RunContext, Runner, Stage, annotate, maybe_aclosing
+from ..engine._state import fingerprint
 from ._urls import is_url, remote
 
 __all__ = ["FromFiles", "FromIterable", "FromSequences", "check_epochs", "epoch_order"]

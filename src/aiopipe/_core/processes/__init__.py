@@ -1,0 +1,1 @@
+"""Worker processes for ``map(executor="process")``: pool, worker loop, shared memory."""

@@ -24,7 +24,7 @@ from ._channel import (
 )
 from ._coordinator import describe_error, pipeline_coordinator
 from ._policy import SkippedError
-from ._stage import RunContext, Runner, Stage, annotate, failed_element, resolve_buffers
+from ._stage import RunContext, Runner, Source, Stage, annotate, failed_element, resolve_buffers
 from ._state import STATE_VERSION, Position, Unresumable, check_state, resolve, shifted
 
 __all__ = ["Run", "RunOpener", "check_state"]
@@ -151,7 +151,11 @@ class Run(Generic[T]):
             inbox = Inbox(inbox_stream, self._spaces[pos - 1], stats, w, self.start(pos - 1))
         started = stats.worker_started()
         try:
-            await runner.work(w, inbox, outbox)
+            if inbox is None:
+                assert isinstance(runner, Source), f"{stage.name} needs an input"
+                await runner.produce(w, outbox)
+            else:
+                await runner.work(w, inbox, outbox)
         except DownstreamClosed:
             pass  # the next stage stopped listening (take): a normal end
         except UpstreamFailed:

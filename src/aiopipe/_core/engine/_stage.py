@@ -22,6 +22,7 @@ __all__ = [
     "MIN_DEFAULT_BUFFER",
     "RunContext",
     "Runner",
+    "Source",
     "Stage",
     "Through",
     "annotate",
@@ -93,8 +94,8 @@ class Runner(abc.ABC):
     slot = 0  # this stage's place in the run; set by the run
 
     @abc.abstractmethod
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        """Move elements from ``inbox`` (``None`` for sources) to ``outbox`` until input ends."""
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
+        """Move elements from ``inbox`` to ``outbox`` until the input ends (a transform)."""
 
     def origin(self, index: int) -> str | None:
         """Where output ``index`` of this stage came from ("line 19 of /x.csv"), if known."""
@@ -115,6 +116,17 @@ class Runner(abc.ABC):
     def restore(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Take back a state ``resolve`` wrote, before any worker starts ("skip" is the
         engine's: it drops that many outputs)."""
+
+
+class Source(Runner):
+    """The per-run side of a stage that has no input (the first of a pipeline)."""
+
+    @abc.abstractmethod
+    async def produce(self, worker: int, outbox: Outbox) -> None:
+        """Send this source's elements to ``outbox``, then return."""
+
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
+        raise TypeError(f"{type(self).__name__} is a source: it takes no input")
 
 
 class Stage(abc.ABC):

@@ -71,8 +71,7 @@ class _Batcher(Runner):
         resolve(mark[k], out)
         return {}
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         size = self.stage.batch_size
         held_at = inbox.stamp  # the input position of held[0]
         while (chunk := await inbox.receive()) is not None:
@@ -125,8 +124,7 @@ class _Unbatcher(Runner):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         index = 0
         while (chunk := await inbox.receive()) is not None:
             for i, batch in enumerate(chunk):

@@ -135,8 +135,7 @@ class _Bucketer(Runner):
         idx = tuple(tuple(b) for b in self.idx)
         return (self, (self.index, idx, first, self.inputs.at(first)), 0)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         st = self.stage
         self.inputs = InputPositions(inbox.stamp)
         chunk = None

@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import anyio
 
-from ..engine._channel import Inbox, Outbox
+from ..engine._channel import Outbox
 from ..engine._run import RunOpener
-from ..engine._stage import RunContext, Runner, Stage
+from ..engine._stage import RunContext, Runner, Source, Stage
 from ..engine._state import shifted
 from ..engine._threads import ThreadPool
 from ._nested import (
@@ -78,7 +78,7 @@ class CacheSource(Stage):
             raise ValueError(f"{self.name}: the state is damaged or from another cache")
 
 
-class _Cacher(Runner):
+class _Cacher(Source):
     """One pass: computing (its mark: the nested run's position, and that run's seed),
     replaying the memory list (the index in it) or replaying the file (the byte offset of a
     record, then a replay of at most that record).
@@ -118,7 +118,7 @@ class _Cacher(Runner):
         seed = self.stage.fill_seed
         return self.opener.seed if seed is None else seed
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         st, plan = self.stage, self.plan
         if plan is not None and "run" in plan:
             seed = int(plan["seed"])

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._channel import MAX_CHUNK, Outbox
 from ..engine._run import Run
-from ..engine._stage import RunContext, Runner, Stage
+from ..engine._stage import RunContext, Runner, Source, Stage
 from ..engine._state import Position, shifted
 from ._nested import (
     NestedOpener,
@@ -105,7 +105,7 @@ def _check_runs(what: str, pipes: Sequence[Any], state: dict[str, Any] | None) -
         check_nested(pipe, saved, f"{what}, pipeline {i}")
 
 
-class _Zipper(Runner):
+class _Zipper(Source):
     """Output ``k`` after a mark is element ``k`` after each input's position in the mark, so
     the state is every nested run's state there: nothing to replay."""
 
@@ -120,7 +120,7 @@ class _Zipper(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.states = list(state["runs"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         async with contextlib.AsyncExitStack() as stack:
             runs: list[Run[Any]] = [
                 await stack.enter_async_context(self.opener.open(p, i, self.states[i]))
@@ -173,7 +173,7 @@ class ConcatenateSource(Stage):
         check_nested(self.pipes[i], state.get("run"), f"{self.name}, pipeline {i}")
 
 
-class _Concatenator(Runner):
+class _Concatenator(Source):
     """Its mark: (which pipeline, its run, the chunk's position in that run)."""
 
     def __init__(self, pipes: tuple[Any, ...], opener: NestedOpener) -> None:
@@ -189,7 +189,7 @@ class _Concatenator(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.first, self.state = int(state["input"]), state["run"]
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         for i in range(self.first, len(self.pipes)):
             state, self.state = self.state, None
             async with self.opener.open(self.pipes[i], i, state) as run:
@@ -254,7 +254,7 @@ class SampleSource(Stage):
         _check_runs(self.name, self.pipes, state)
 
 
-class _Sampler(Runner):
+class _Sampler(Source):
     """Draw number ``d`` is a pure function of (seed, d), one draw per output, so the state is
     the number of outputs made, which pipelines are known to be exhausted (they changed the
     weights the draws map through) and each nested run's position at a mark: a resumed
@@ -320,7 +320,7 @@ class _Sampler(Runner):
             d += len(piece)
         return out
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         async with contextlib.AsyncExitStack() as stack:
             runs: list[Run[Any]] = [
                 await stack.enter_async_context(self.opener.open(p, i, self.states[i]))

@@ -187,8 +187,7 @@ class _CustomRunner(Runner):
         self.fed_chunks.append((0, start))
         self.snap = (self.custom, self.base, start)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         if not self.copies:
             self._streams(outbox.limit, inbox.stamp)
         copies = self.stage.workers

@@ -169,8 +169,7 @@ class _Interleaver(Runner):
         first = min(first, self.index)
         return (self, (cycle, block, self.index, first, slots, self.inputs.at(first)), 0)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         self.limiter = anyio.CapacityLimiter(self.stage.parallel)
         self.inputs = InputPositions(inbox.stamp)
         error: BaseException | None = None

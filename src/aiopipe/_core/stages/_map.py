@@ -227,8 +227,7 @@ class _SerialMap(Runner):
             return await _in_thread(self.threads, fn, items)
         return apply_slice(fn, items)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         pacer = Pacer(BUDGET_S["inline"])
         plain = self.stage.errors.is_default
         fn, is_async = self.stage.fn, self.stage.is_async
@@ -297,8 +296,7 @@ class _ParallelMap(Runner):
             self.ledger.restore(state)
             self.input.next_index = self.ledger.start
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         pacer = Pacer(BUDGET_S["thread" if self.stage.kind == "auto" else self.stage.kind])
         # Unordered, a worker holds one slice at a time and sends it as soon as it is done, so the
         # window could never fill; skipping it saves an event-loop round trip per slice, which is
@@ -464,7 +462,7 @@ class _ProcessMap(_ParallelMap):
         # The worker's own time: ours also counts the wait behind the other call in flight.
         return worked_s(default=super()._cost(t0))
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         try:
             async with self.lanes[worker // PER_LANE].use():
                 await super().work(worker, inbox, outbox)

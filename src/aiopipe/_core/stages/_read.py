@@ -175,8 +175,7 @@ class _ThreadedRead(Runner):
         start, path, record = self.origins[i]
         return self.reader.describe(path, record + index - start)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         lane = _Lane()
         try:
             while True:
@@ -347,8 +346,7 @@ class _AsyncRead(Runner):
         self.errs = errs
         self.input = SharedInput()
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while (got := await self.input.take(inbox, 1)) is not None:
             index, path = got[0], os.fspath(got[1][0])
             done = [0]  # records of this file delivered: for the error note, and to resume

@@ -6,8 +6,8 @@ from typing import Any
 
 import anyio
 
-from ..engine._channel import Inbox, Outbox
-from ..engine._stage import RunContext, Runner, Stage
+from ..engine._channel import Outbox
+from ..engine._stage import RunContext, Runner, Source, Stage
 from ..engine._state import shifted
 from ._nested import NestedOpener, check_nested, nested_params, nested_state, next_marked
 
@@ -49,7 +49,7 @@ class RepeatSource(Stage):
         check_nested(self.pipe, state.get("run"), f"{self.name}, pass {done}")
 
 
-class _Repeater(Runner):
+class _Repeater(Source):
     """Its mark: (pass, outputs of that pass before the chunk, the pass's run, the chunk's
     position in it). Pass ``p`` is nested run ``p`` of the opener, so its seeds are the same
     in a resumed run."""
@@ -68,7 +68,7 @@ class _Repeater(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.first, self.got, self.state = int(state["pass"]), int(state["got"]), state["run"]
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         done = self.first
         while self.stage.count is None or done < self.stage.count:
             got, self.got = self.got, 0

@@ -26,7 +26,7 @@ import anyio
 import numpy as np
 
 from ..engine._channel import MAX_CHUNK, Inbox, Outbox
-from ..engine._stage import RunContext, Runner, Stage, positive
+from ..engine._stage import RunContext, Runner, Source, Stage, positive
 from ..engine._state import Position, resolve, shifted
 from ._sources import FromFiles, FromSequences, _epochs, epoch_order
 
@@ -131,7 +131,7 @@ class ShardedFiles(Stage):
         }
 
 
-class _ShardedFilesRunner(Runner):
+class _ShardedFilesRunner(Source):
     """Its mark is the number of this shard's files sent before the chunk, over all epochs:
     the epoch and the place in it follow (each epoch's order is a function of seed and epoch)."""
 
@@ -146,7 +146,7 @@ class _ShardedFilesRunner(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.start = int(state["pos"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         st, files = self.stage, self.stage.files
         paths = files.columns[0]
         first_epoch, first = divmod(self.start, st.per_epoch)
@@ -201,8 +201,7 @@ class _ShardRunner(Runner):
         self.seen = int(state["seen"])
         self.offset = (self.index - self.seen) % self.k
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while (chunk := await inbox.receive()) is not None:
             kept = chunk[self.offset :: self.k]
             mark = (self.seen, len(chunk), inbox.stamp, self.offset)
@@ -247,8 +246,7 @@ class _EqualShardRunner(_ShardRunner):
         super().restore(state)
         self.sent = int(state["sent"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while (chunk := await inbox.receive()) is not None:
             first, n = self.seen, len(chunk)
             mark = (self.sent, self.held_at, first, n, inbox.stamp)

@@ -126,8 +126,7 @@ class _Shuffler(Runner):
         snap = (log, start, len(log))
         return (self, (self.made, self.taken, tuple(self.idx), first, up, snap, end), 0)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         chunk = None
         if self.plan is not None:
             chunk = await self._refill(inbox)

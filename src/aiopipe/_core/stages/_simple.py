@@ -55,8 +55,7 @@ class _FilterRunner(Runner):
         self.stage = stage
         self.errs = errs
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         pred, index = self.stage.pred, 0
         plain = self.stage.errors.is_default
         while (chunk := await inbox.receive()) is not None:
@@ -140,8 +139,7 @@ class _FlatMapRunner(Runner):
         self.made = 0
         self.head: Position | None = None
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         index = 0
         while (chunk := await inbox.receive()) is not None:
             for i, x in enumerate(chunk):
@@ -242,8 +240,7 @@ class _TakeRunner(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.left = int(state["left"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while self.left > 0 and (chunk := await inbox.receive()) is not None:
             piece = chunk[: self.left]
             at = (self, (self.left, inbox.stamp), 0)
@@ -279,8 +276,7 @@ class _SkipRunner(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.left = int(state["left"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while (chunk := await inbox.receive()) is not None:
             dropped = 0
             if self.left:
@@ -303,7 +299,6 @@ class PrefetchStage(Stage):
 
 
 class _Forward(Runner):
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         while (chunk := await inbox.receive()) is not None:
             await outbox.send(chunk, at=inbox.stamp)  # one to one: the input's position

@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import numpy as np
 
-from ..engine._channel import MAX_CHUNK, Inbox, Outbox
+from ..engine._channel import MAX_CHUNK, Outbox
 from ..engine._pacer import Pacer
-from ..engine._stage import RunContext, Runner, Stage, annotate, maybe_aclosing
+from ..engine._stage import RunContext, Runner, Source, Stage, annotate, maybe_aclosing
 from ..engine._state import fingerprint
 from ._urls import is_url, remote
 
@@ -88,7 +88,7 @@ def _is_iterator(obj: object) -> bool:
     return False
 
 
-class _IterableRunner(Runner):
+class _IterableRunner(Source):
     """Its mark is (epoch, elements of that epoch before the chunk)."""
 
     def __init__(self, stage: FromIterable) -> None:
@@ -104,7 +104,7 @@ class _IterableRunner(Runner):
     def restore(self, state: dict[str, Any]) -> None:
         self.epoch, self.at = int(state["epoch"]), int(state["index"])
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         epochs = self.stage.epochs
         while epochs is None or self.epoch < epochs:
             before = self.index
@@ -256,7 +256,7 @@ def _check_seed(seed: object) -> int | None:
     return int(seed)
 
 
-class _SequenceRunner(Runner):
+class _SequenceRunner(Source):
     """Its mark is the number of rows sent before the chunk, over all epochs: a row's epoch
     and place follow from it (the permutations are pure functions of seed and epoch).
 
@@ -291,7 +291,7 @@ class _SequenceRunner(Runner):
         self.start = int(state["pos"])
         self.picks = tuple(self.start - int(r) for r in state.get("pick", ()))
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+    async def produce(self, worker: int, outbox: Outbox) -> None:
         n = self.stage.length
         if n == 0:
             return

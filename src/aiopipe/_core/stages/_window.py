@@ -77,8 +77,7 @@ class _Windower(Runner):
         own = {"made": self.made, "gap": gap}
         return (self, (own, self.inputs.at(self.start - gap)), 0)
 
-    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
-        assert inbox is not None
+    async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         st = self.stage
         self.inputs = InputPositions(inbox.stamp)
         while (chunk := await inbox.receive()) is not None:

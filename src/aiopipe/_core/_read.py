@@ -9,6 +9,7 @@ lane reads several of them in one hop (one hop per file costs ~15x on many small
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ import anyio
 
 from ._channel import DownstreamClosed, Inbox, Outbox
 from ._policy import RAISE, ErrorPolicy, StageErrors
+from ._read_state import Ledger, LaneRestore, Plan, Runs, check_lane_state
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
 from ._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
@@ -57,6 +59,7 @@ class ReadStage(Stage):
         name: str | None,
         buffer: int | None,
         errors: ErrorPolicy = RAISE,
+        deterministic: bool = False,
     ) -> None:
         if not callable(reader):
             raise TypeError(
@@ -69,12 +72,43 @@ class ReadStage(Stage):
         self.name = name if name is not None else f"read({reader_name(reader)})"
         self.buffer = buffer_arg("read", buffer)
         self.errors = errors
+        if not isinstance(deterministic, bool):
+            raise ValueError(f"read(deterministic=) must be True or False, got {deterministic!r}")
+        self.deterministic = deterministic
+        # tf.data's interleave order over ``parallel`` files; one lane is in file order anyway.
+        self.cycle = deterministic and self.workers > 1
+        if self.cycle:
+            self.tasks = self.workers + 2  # the emitter, the input feeder, and the readers
+
+    resumable = True
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "parallel": self.workers,
+            "deterministic": self.deterministic or self.workers == 1,
+            "keys": self.keys,
+            "reader": reader_name(self.reader),
+        }
+
+    def check_restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        if self.cycle:
+            from ._read_cycle import check_cycle_state
+
+            check_cycle_state(self.name, state, self.workers)
+        else:
+            check_lane_state(self.name, state)
 
     def runner(self, ctx: RunContext) -> Runner:
         errs = ctx.errors.for_stage(self, self.name, self.errors)
+        if self.cycle:
+            from ._read_cycle import CycleRead  # imports this module
+
+            return CycleRead(self, ctx.threads, errs)
         if isinstance(self.reader, BlockingReader):
             return _ThreadedRead(self, self.reader, ctx.threads, errs)
-        return _AsyncRead(self, errs)
+        return _AsyncRead(self, errs, ctx.threads)
 
 
 class _Failure:
@@ -144,24 +178,184 @@ class _HopGate:
         self._freed = anyio.Event()
 
 
-class _ThreadedRead(Runner):
+class _LaneRead(Runner):
+    """What the lane-mode readers share: the input, the ledger of files (their state, see
+    ``_read_state``), and resuming from a saved state before the lanes start."""
+
+    def __init__(self, stage: ReadStage, errs: StageErrors, threads: ThreadPool) -> None:
+        self.stage = stage
+        self.errs = errs
+        self.threads = threads
+        self.input = SharedInput()
+        self.ledger = Ledger(self, replay=stage.workers > 1)
+        self.plan: Plan | None = None
+        self.restored: deque[_Queued] = deque()  # files of a saved state to go on with
+        self._ready: anyio.Event | None = None  # set once a saved state is restored
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        return self.ledger.resolve(mark, k, out)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.plan = Plan(state)
+        # The input is taken again from the oldest unfinished file, with its own indexes.
+        self.input.next_index = self.ledger.next_index = self.plan.first
+
+    async def _take(self, inbox: Inbox, size: int) -> list[_Queued] | None:
+        """Up to ``size`` files for a lane: restored ones first, then new input; None at the end."""
+        if self.restored:
+            return [self.restored.popleft() for _ in range(min(size, len(self.restored)))]
+        return self._taken(await self.input.take(inbox, size))
+
+    def _take_nowait(self, size: int) -> list[_Queued]:
+        if self.restored:
+            return [self.restored.popleft() for _ in range(min(size, len(self.restored)))]
+        return self._taken(self.input.take_nowait(size)) or []
+
+    def _taken(self, got: tuple[int, list[Any], Any] | None) -> list[_Queued] | None:
+        if got is None:
+            return None
+        base, paths, at = got
+        names = self.ledger.taken(base, paths, at)
+        return [(base + i, p, 0, 0) for i, p in enumerate(names)]
+
+    async def _prepared(self, inbox: Inbox, outbox: Outbox) -> None:
+        """Restore a saved state (one worker does it; the others wait for it)."""
+        if self.plan is None:
+            return
+        if self._ready is not None:
+            await self._ready.wait()
+            return
+        self._ready = anyio.Event()
+        plan = self.plan
+        rs = LaneRestore(plan, self.ledger, self.stage.name)
+        while self.ledger.next_index < plan.need:
+            got = await self.input.take(inbox, plan.need - self.ledger.next_index)
+            if got is None:
+                raise rs.ended_early(self.ledger.next_index)
+            base, paths, at = got
+            rs.received(base, self.ledger.taken(base, paths, at))
+        if plan.replay:
+            await self._replay(rs, outbox)
+        self.restored.extend((i, p, d, 0) for i, p, d in rs.lanes_start())
+        self.plan = None
+        self._ready.set()
+
+    async def _replay(self, rs: LaneRestore, outbox: Outbox) -> None:
+        """Emit again, in the same order, what the saved run had emitted after its position."""
+        cursors: dict[int, _Cursor] = {}
+        out: list[Any] = []
+        runs: Runs = []
+        try:
+            for index, n in rs.plan.replay:
+                cursor = cursors.get(index)
+                if cursor is None:
+                    path = rs.paths[index]
+                    cursor = cursors[index] = _Cursor(self, path, self.ledger.delivered(index))
+                got = await cursor.take(n)
+                if len(got) < n:
+                    raise ValueError(
+                        f"read: the saved state of stage '{self.stage.name}' has "
+                        f"{cursor.at - len(got) + n} records of {cursor.path} delivered, but it "
+                        f"has {cursor.at}: the file changed since the state was saved"
+                    )
+                out.extend(got)
+                runs.append((index, n))
+                if len(out) >= outbox.limit:
+                    await self.ledger.send(outbox, out, runs)
+                    out, runs = [], []
+            await self.ledger.send(outbox, out, runs)
+        finally:
+            for cursor in cursors.values():
+                await cursor.close()
+
+
+class _Cursor:
+    """One file read from a given record on, ``n`` records at a time (a replay)."""
+
+    def __init__(self, owner: _LaneRead, path: str, start: int) -> None:
+        self.owner = owner
+        self.path = path
+        self.start = start
+        self.at = start  # records of the file read so far
+        self.sync: Iterator[Any] | None = None
+        self.records: AsyncIterator[Any] | None = None
+
+    async def take(self, n: int) -> list[Any]:
+        reader, keys = self.owner.stage.reader, self.owner.stage.keys
+        threads = self.owner.threads
+        if isinstance(reader, BlockingReader) and not is_url(self.path):
+            if self.sync is None:
+                opened = partial(reader.iter_records_from, self.path, self.start, keys=keys)
+                self.sync = await threads.run(opened)
+            got: list[Any] = await threads.run(_take_sync, self.sync, n)
+        else:
+            got = await self._take_async(n)
+        self.at += len(got)
+        return got
+
+    async def _take_async(self, n: int) -> list[Any]:
+        reader, keys = self.owner.stage.reader, self.owner.stage.keys
+        keyed = getattr(reader, "keyed", None) if keys else None
+        if self.records is None:
+            self.records = keyed(self.path) if keyed is not None else reader(self.path)
+            for _ in range(self.start):
+                try:
+                    await anext(self.records)
+                except StopAsyncIteration:
+                    return []
+        got: list[Any] = []
+        while len(got) < n:
+            try:
+                record = await anext(self.records)
+            except StopAsyncIteration:
+                break
+            i = self.at + len(got)
+            got.append((f"{self.path}:{i}", record) if keys and keyed is None else record)
+        return got
+
+    async def close(self) -> None:
+        if self.sync is not None:
+            close = getattr(self.sync, "close", None)
+            if close is not None:
+                close()
+        aclose = getattr(self.records, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
+
+
+def _take_sync(it: Iterator[Any], n: int) -> list[Any]:
+    return list(itertools.islice(it, n))
+
+
+def _file_runs(runs: list[tuple[int, str, int, int]], total: int) -> Runs:
+    """A hop's ``(position in out, path, first record, input index)`` as (index, records)."""
+    out: Runs = []
+    for i, (at, _path, _record, index) in enumerate(runs):
+        n = (runs[i + 1][0] if i + 1 < len(runs) else total) - at
+        if n:
+            out.append((index, n))
+    return out
+
+
+class _ThreadedRead(_LaneRead):
     def __init__(
         self, stage: ReadStage, reader: BlockingReader, threads: ThreadPool, errs: StageErrors
     ) -> None:
-        self.stage = stage
+        super().__init__(stage, errs, threads)
         self.reader = reader
-        self.threads = threads
-        self.errs = errs
-        self.input = SharedInput()
         self.gate = _HopGate()
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
 
-    def _sent(self, runs: list[tuple[int, str, int]], first: int, offset: int, n: int) -> None:
+    def _sent(
+        self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int
+    ) -> None:
         """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
-        ``runs`` ((position in out, path, first record)): remember where each came from."""
+        ``runs`` ((position in out, path, first record, input index)): remember where each
+        came from."""
         end = offset + n
-        for i, (at, path, record) in enumerate(runs):
+        for i, (at, path, record, _) in enumerate(runs):
             stop = runs[i + 1][0] if i + 1 < len(runs) else end
             lo, hi = max(at, offset), min(stop, end)
             if lo < hi:
@@ -177,31 +371,36 @@ class _ThreadedRead(Runner):
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
+        await self._prepared(inbox, outbox)
         lane = _Lane()
         try:
             while True:
                 if lane.current is None and not lane.queued:
-                    got = await self.input.take(inbox, lane.want)
+                    got = await self._take(inbox, lane.want)
                     if got is None:
                         return
-                    lane.queued.extend(_indexed(got))
+                    lane.queued.extend(got)
                 elif len(lane.queued) < lane.want - 1:
-                    got = self.input.take_nowait(lane.want - 1 - len(lane.queued))
-                    if got is not None:
-                        lane.queued.extend(_indexed(got))
+                    lane.queued.extend(self._take_nowait(lane.want - 1 - len(lane.queued)))
                 if lane.current is None and lane.queued and is_url(lane.queued[0][1]):
                     await self._read_url(lane, *lane.queued.popleft(), outbox)
                     continue  # (streamed on the event loop: URLs get no thread hop)
                 out: list[Any] = []
-                runs: list[tuple[int, str, int]] = []
-                res = await self._gated_hop(lane, out, runs)
+                runs: list[tuple[int, str, int, int]] = []
+                ends: list[int] = []
+                res = await self._gated_hop(lane, out, runs, ends)
                 # Records before a failure still count. Lanes' sends interleave, so an output's
-                # index is known only as its piece enters the stream.
+                # index (and its mark) is known only as its piece enters the stream.
+                sent = partial(self._sent, runs)
+                file_runs = _file_runs(runs, len(out))
                 if isinstance(res, _Failure):
-                    await outbox.send_before_failing(out, partial(self._sent, runs))
-                    await self._failed(res, lane)
+                    await self.ledger.send(outbox, out, file_runs, sent, failing=True)
                 else:
-                    await outbox.send(out, partial(self._sent, runs))
+                    await self.ledger.send(outbox, out, file_runs, sent)
+                for index in ends:
+                    self.ledger.ended(index)
+                if isinstance(res, _Failure):
+                    await self._failed(res, lane)
         finally:
             lane.close()
             if lane.session is not None:
@@ -221,7 +420,8 @@ class _ThreadedRead(Runner):
             if seen < start:
                 records = records[start - seen :]
                 seen = start
-            await outbox.send(records, partial(self._sent, [(0, path, seen)]))
+            sent = partial(self._sent, [(0, path, seen, index)])
+            await self.ledger.send(outbox, records, [(index, len(records))], sent)
 
         try:
             await remote("_lane").read_url(self.reader, path, self.stage.keys, lane.session, emit)
@@ -230,18 +430,19 @@ class _ThreadedRead(Runner):
         except Exception as exc:
             failure = _Failure(exc, index, path, max(start, lane.record), attempt)
         else:
+            self.ledger.ended(index)
             return
         await self._failed(failure, lane, resync=False)
 
     async def _gated_hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> _Failure | None:
         await self.gate.enter()
         share = 0.0
         lane.hopping.set()
         done = anyio.Event()
         try:
-            call = self.threads.start(done, self._timed_hop, lane, out, runs)
+            call = self.threads.start(done, self._timed_hop, lane, out, runs, ends)
             try:
                 await done.wait()
             except anyio.get_cancelled_exc_class():
@@ -254,12 +455,12 @@ class _ThreadedRead(Runner):
         return res
 
     def _timed_hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> tuple[_Failure | None, float]:
         """The hop, and the share of its wall time the thread spent on a CPU."""
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            res = self._hop(lane, out, runs)
+            res = self._hop(lane, out, runs, ends)
         finally:
             lane.hopping.clear()
         wall = time.perf_counter() - wall
@@ -279,11 +480,13 @@ class _ThreadedRead(Runner):
             raise f.exc
         if resync and self.reader.resyncs:  # the bad record alone is skipped; the file goes on
             lane.queued.appendleft((f.index, f.path, f.record + 1, 0))
+            self.ledger.passed(f.index, 1)
         else:
             f.exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.record} records")
+            self.ledger.ended(f.index)
 
     def _hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> _Failure | None:
         """Runs in a worker thread: read records until the hop's time or count budget is spent."""
         deadline = time.perf_counter() + HOP_SECONDS
@@ -307,7 +510,7 @@ class _ThreadedRead(Runner):
                         )
                     except Exception as exc:
                         return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
-            runs.append((len(out), lane.path, lane.record))
+            runs.append((len(out), lane.path, lane.record, lane.index))
             try:
                 for record in lane.current:
                     append(record)
@@ -319,6 +522,7 @@ class _ThreadedRead(Runner):
                 lane.current = None
                 return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
             lane.current = None
+            ends.append(lane.index)
 
 
 async def _grace(done: anyio.Event) -> None:
@@ -334,42 +538,37 @@ async def _grace(done: anyio.Event) -> None:
         await done.wait()
 
 
-def _indexed(got: tuple[int, list[Any], Any]) -> list[_Queued]:
-    base, paths, _ = got
-    return [(base + i, os.fspath(p), 0, 0) for i, p in enumerate(paths)]
-
-
-class _AsyncRead(Runner):
+class _AsyncRead(_LaneRead):
     """Any reader: ``async for`` over ``reader(path)`` (or ``reader.keyed(path)``)."""
-
-    def __init__(self, stage: ReadStage, errs: StageErrors) -> None:
-        self.stage = stage
-        self.errs = errs
-        self.input = SharedInput()
 
     async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
         assert inbox is not None
-        while (got := await self.input.take(inbox, 1)) is not None:
-            index, path = got[0], os.fspath(got[1][0])
-            done = [0]  # records of this file delivered: for the error note, and to resume
-            attempt = 0
-            while True:
-                try:
-                    await self._read_file(path, outbox, done)
-                    break
-                except DownstreamClosed:
-                    raise
-                except Exception as exc:
-                    if await self.errs.retry(exc, attempt):
-                        attempt += 1
-                        continue
-                    where = f"record {done[0]} of {path}" if done[0] else path
-                    if not self.errs.skip(exc, index, where, index + 1):
-                        raise
-                    exc.add_note(f"aiopipe: skipped the rest of {path} after {done[0]} records")
-                    break
+        await self._prepared(inbox, outbox)
+        while (got := await self._take(inbox, 1)) is not None:
+            for index, path, start, _ in got:
+                await self._read_one(index, path, start, outbox)
 
-    async def _read_file(self, path: str, outbox: Outbox, done: list[int]) -> None:
+    async def _read_one(self, index: int, path: str, start: int, outbox: Outbox) -> None:
+        done = [start]  # records of this file delivered: for the error note, and to resume
+        attempt = 0
+        while True:
+            try:
+                await self._read_file(index, path, outbox, done)
+                break
+            except DownstreamClosed:
+                raise
+            except Exception as exc:
+                if await self.errs.retry(exc, attempt):
+                    attempt += 1
+                    continue
+                where = f"record {done[0]} of {path}" if done[0] else path
+                if not self.errs.skip(exc, index, where, index + 1):
+                    raise
+                exc.add_note(f"aiopipe: skipped the rest of {path} after {done[0]} records")
+                break
+        self.ledger.ended(index)
+
+    async def _read_file(self, index: int, path: str, outbox: Outbox, done: list[int]) -> None:
         """Send the records of ``path`` after the first ``done[0]`` (delivered before a retry)."""
         reader, keys = self.stage.reader, self.stage.keys
         keyed = getattr(reader, "keyed", None) if keys else None
@@ -386,19 +585,18 @@ class _AsyncRead(Runner):
                     out.append((f"{path}:{at}", record) if keys and keyed is None else record)
                     at += 1
                     if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
-                        await self._send(out, outbox, done)
+                        await self._send(index, out, outbox, done)
                         out, flushed = [], time.perf_counter()
         except Exception as exc:
             failure = exc
         else:
-            await self._send(out, outbox, done)
+            await self._send(index, out, outbox, done)
             return
         # Records before a failure still count; raised outside the handler, with its own context.
-        await outbox.send_before_failing(out)
+        await self.ledger.send(outbox, out, [(index, len(out))], failing=True)
         done[0] += len(out)
         raise failure
 
-    @staticmethod
-    async def _send(out: list[Any], outbox: Outbox, done: list[int]) -> None:
-        await outbox.send(out)
+    async def _send(self, index: int, out: list[Any], outbox: Outbox, done: list[int]) -> None:
+        await self.ledger.send(outbox, out, [(index, len(out))])
         done[0] += len(out)

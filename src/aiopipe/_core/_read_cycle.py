@@ -1,0 +1,444 @@
+"""``read(parallel=N, deterministic=True)``: tf.data's interleave order, read ahead in parallel.
+
+The order is exactly ``Dataset.interleave(cycle_length=N, block_length=1)``'s: a cycle of N
+slots; at the current slot take one record and move to the next slot; a slot whose file ends is
+emptied and the cycle moves on; an empty slot, when reached, takes the next path and reads from
+it at once; once the paths run out, empty slots are passed over until every file has ended.
+
+Only one task (the emitter) decides the order. The reading is done ahead of it by N reader
+tasks, into a small buffer per file (``FILE_AHEAD`` records), for the files in the cycle and
+the next N paths, so a file is usually open and buffered before its slot reaches it. A feeder
+task takes the paths. The state is the cycle (each slot's input index, path and records
+delivered), the turn, and the next path not yet in the cycle: a few integers per slot.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._channel import Inbox, Outbox
+from ._policy import StageErrors
+from ._reader import HOP_SECONDS, BlockingReader
+from ._shared_input import SharedInput
+from ._stage import Runner
+from ._state import Position, resolve, shifted
+from ._threads import ThreadPool
+from ._urls import is_url
+
+if TYPE_CHECKING:
+    from ._read import ReadStage
+
+__all__ = ["CycleRead", "check_cycle_state"]
+
+# Records a file may hold read but not yet emitted: bounds memory to (2 * parallel) files' worth.
+FILE_AHEAD = 512
+FLUSH_S = 0.001
+
+
+def check_cycle_state(name: str, entry: dict[str, Any], size: int) -> None:
+    cycle = entry.get("cycle")
+    ok = (
+        isinstance(cycle, list)
+        and len(cycle) == size
+        and all(s is None or (isinstance(s, list) and len(s) == 3) for s in cycle)
+        and all(isinstance(entry.get(k), int) for k in ("turn", "first", "next"))
+    )
+    if not ok:
+        raise ValueError(
+            f"state is damaged: stage '{name}' expects a cycle of {size} slots with turn/first/"
+            f"next, got {entry!r:.120}"
+        )
+
+
+class _File:
+    """A file in the cycle or about to enter it, and the records read ahead of the emitter."""
+
+    __slots__ = (
+        "at",
+        "attempt",
+        "buf",
+        "busy",
+        "delivered",
+        "ended",
+        "error",
+        "index",
+        "path",
+        "read",
+        "records",
+        "sync",
+    )
+
+    def __init__(self, index: int, path: str, at: Position | None, start: int = 0) -> None:
+        self.index = index
+        self.path = path
+        self.at = at  # the upstream position of this path
+        self.delivered = start  # records emitted (or delivered before a resume)
+        self.read = start  # records read from the file so far
+        self.buf: deque[Any] = deque()
+        self.ended = False
+        self.error: Exception | None = None
+        self.busy = False  # a reader task is reading it now
+        self.attempt = 0
+        self.sync: Iterator[Any] | None = None
+        self.records: AsyncIterator[Any] | None = None
+
+
+class CycleRead(Runner):
+    """Workers: 0 emits in cycle order, 1 takes the paths, the others read ahead."""
+
+    def __init__(self, stage: ReadStage, threads: ThreadPool, errs: StageErrors) -> None:
+        from ._read import _HopGate  # the same CPU/IO gate as the lanes
+
+        self.stage = stage
+        self.threads = threads
+        self.errs = errs
+        self.size = stage.workers
+        self.gate = _HopGate()
+        self.input = SharedInput()
+        self.slots: list[_File | None] = [None] * self.size
+        self.turn = 0
+        self.ahead: deque[_File] = deque()  # paths taken, not yet in the cycle, in input order
+        self.next_index = 0  # input index of the next path the feeder takes
+        self.next_at: Position | None = None
+        self.input_done = False
+        self.done = False
+        self.changed = anyio.Event()
+        self.feeding: anyio.CancelScope | None = None
+        self.plan: dict[str, Any] | None = None
+        self.ready = anyio.Event()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        slots, turn, next_index, next_at = mark
+        live = [s for s in slots if s is not None]
+        oldest = min(live, key=lambda s: s[0]) if live else None
+        resolve(oldest[3] if oldest is not None else next_at, out)
+        state = {
+            "cycle": [None if s is None else [s[0], s[1], s[2]] for s in slots],
+            "turn": turn,
+            "first": oldest[0] if oldest is not None else next_index,
+            "next": next_index,
+        }
+        if k:
+            state["skip"] = k  # the order is deterministic: replay from the mark, drop k
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.plan = state
+        self.input.next_index = self.next_index = int(state["first"])
+        self.turn = int(state["turn"])
+
+    def _mark(self) -> Any:
+        slots = tuple(
+            None if f is None else (f.index, f.path, f.delivered, f.at) for f in self.slots
+        )
+        if self.ahead:
+            head = self.ahead[0]
+            return (slots, self.turn, head.index, head.at)
+        return (slots, self.turn, self.next_index, self.next_at)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def work(self, worker: int, inbox: Inbox | None, outbox: Outbox) -> None:
+        assert inbox is not None
+        if worker == 0:
+            await self._emit(outbox)
+        elif worker == 1:
+            await self._feed(inbox)
+        else:
+            await self._read_ahead()
+
+    def _signal(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def _feed(self, inbox: Inbox) -> None:
+        if self.next_at is None:
+            self.next_at = inbox.stamp
+        try:
+            with anyio.CancelScope() as self.feeding:
+                if self.done:
+                    return
+                if self.plan is not None:
+                    await self._restore_cycle(inbox)
+                while not self.done:
+                    if len(self.ahead) >= self.size:
+                        await self.changed.wait()
+                        continue
+                    got = await self.input.take(inbox, self.size - len(self.ahead))
+                    if got is None:
+                        break
+                    self._took(got)
+        finally:
+            self.input_done = True
+            self._signal()
+
+    def _took(self, got: tuple[int, list[Any], Position | None]) -> list[_File]:
+        base, paths, at = got
+        files = [_File(base + i, os.fspath(p), shifted(at, i)) for i, p in enumerate(paths)]
+        self.ahead.extend(files)
+        self.next_index, self.next_at = base + len(paths), shifted(at, len(paths))
+        self._signal()
+        return files
+
+    async def _restore_cycle(self, inbox: Inbox) -> None:
+        """Take the paths again from the oldest file of the saved cycle up to its next path:
+        the cycle's files are reopened where they were, the others had ended."""
+        plan, self.plan = self.plan, None
+        assert plan is not None
+        where = {
+            int(s[0]): (slot, str(s[1]), int(s[2]))
+            for slot, s in enumerate(plan["cycle"])
+            if s is not None
+        }
+        stop = int(plan["next"])
+        while self.next_index < stop:
+            got = await self.input.take(inbox, stop - self.next_index)
+            if got is None:
+                raise ValueError(
+                    f"read: the saved state of stage '{self.stage.name}' needs input up to "
+                    f"element {stop - 1}, but the input ended at {self.next_index}: it is not "
+                    f"the input the state was saved with"
+                )
+            for f in self._took(got):
+                saved = where.get(f.index)
+                if saved is None:
+                    continue  # it had ended before the saved position
+                slot, path, delivered = saved
+                if path != f.path:
+                    raise ValueError(
+                        f"read: the saved state was reading {path!r} as input element "
+                        f"{f.index} of stage '{self.stage.name}', but this pipeline's element "
+                        f"{f.index} is {f.path!r}: the state is from another input"
+                    )
+                self.slots[slot] = _File(f.index, f.path, f.at, delivered)
+            self.ahead.clear()
+        self.ready.set()
+        self._signal()
+
+    async def _emit(self, outbox: Outbox) -> None:
+        try:
+            if self.plan is not None:
+                await self.ready.wait()
+            await self._cycle(outbox)
+        finally:
+            self.done = True
+            if self.feeding is not None:
+                self.feeding.cancel()
+            self._signal()
+
+    async def _cycle(self, outbox: Outbox) -> None:
+        slots, size, limit = self.slots, self.size, outbox.limit
+        out: list[Any] = []
+        mark: Any = None
+        flushed = time.perf_counter()
+        while True:
+            f = slots[self.turn]
+            if f is None:
+                if self.ahead:
+                    f = slots[self.turn] = self.ahead.popleft()
+                    self._signal()  # the feeder takes another path
+                elif not self.input_done:
+                    out, mark = await self._idle(outbox, out, mark)
+                    continue
+                elif all(s is None for s in slots):
+                    await self._flush(outbox, out, mark)
+                    return
+                else:
+                    self.turn = (self.turn + 1) % size
+                    continue
+            if f.buf:
+                if mark is None:
+                    mark = self._mark()
+                out.append(f.buf.popleft())
+                f.delivered += 1
+                self.turn = (self.turn + 1) % size
+                if len(out) >= limit or time.perf_counter() - flushed > FLUSH_S:
+                    out, mark = await self._flush(outbox, out, mark)
+                    flushed = time.perf_counter()
+            elif f.ended:
+                if f.error is not None:
+                    await self._flush(outbox, out, mark, failing=True)
+                    raise f.error
+                slots[self.turn] = None
+                self.turn = (self.turn + 1) % size
+            else:
+                out, mark = await self._idle(outbox, out, mark)
+
+    async def _idle(self, outbox: Outbox, out: list[Any], mark: Any) -> tuple[list[Any], Any]:
+        """Nothing to emit now: send what is made, or wait for a reader or the feeder. (After
+        a send, look again before waiting: what we wait for may have come meanwhile.)"""
+        if out:
+            return await self._flush(outbox, out, mark)
+        self._signal()
+        await self.changed.wait()
+        return out, mark
+
+    async def _flush(
+        self, outbox: Outbox, out: list[Any], mark: Any, *, failing: bool = False
+    ) -> tuple[list[Any], Any]:
+        self._signal()  # buffers have room again: wake the readers
+        if out:
+            at = (self, mark, 0)
+            if failing:
+                await outbox.send_before_failing(out, at=at)
+            else:
+                await outbox.send(out, at=at)
+        return [], None
+
+    # -- reading ahead -----------------------------------------------------------------------
+
+    def _pick(self) -> _File | None:
+        """The file to read next: the one with the fewest records buffered, the cycle first."""
+        best: _File | None = None
+        for f in (*self.slots, *self.ahead):
+            if f is None or f.busy or f.ended or len(f.buf) >= FILE_AHEAD:
+                continue
+            if best is None or len(f.buf) < len(best.buf):
+                best = f
+        return best
+
+    async def _read_ahead(self) -> None:
+        try:
+            while not self.done:
+                f = self._pick()
+                if f is None:
+                    await self.changed.wait()
+                    continue
+                f.busy = True
+                try:
+                    await self._fill(f)
+                finally:
+                    f.busy = False
+                    self._signal()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for f in (*self.slots, *self.ahead):
+                    if f is not None and not f.busy:
+                        await _close(f)
+
+    async def _fill(self, f: _File) -> None:
+        room = FILE_AHEAD - len(f.buf)
+        reader = self.stage.reader
+        if isinstance(reader, BlockingReader) and not is_url(f.path):
+            got, end = await self._thread_hop(reader, f, room)
+        else:
+            got, end = await self._async_hop(f, room)
+        f.buf.extend(got)
+        f.read += len(got)
+        if end is False:
+            return
+        await _close(f)
+        if isinstance(end, Exception):
+            await self._failed(f, end)
+        else:
+            f.ended = True
+
+    async def _thread_hop(
+        self, reader: BlockingReader, f: _File, room: int
+    ) -> tuple[list[Any], bool | Exception]:
+        from ._read import _grace
+
+        await self.gate.enter()
+        share = 0.0
+        try:
+            done = anyio.Event()
+            call = self.threads.start(done, _hop, reader, f, room, self.stage.keys)
+            try:
+                await done.wait()
+            except anyio.get_cancelled_exc_class():
+                await _grace(done)
+                raise
+            got, end, share = ThreadPool.result(call)
+        finally:
+            self.gate.leave(share)
+        return got, end
+
+    async def _async_hop(self, f: _File, room: int) -> tuple[list[Any], bool | Exception]:
+        reader, keys = self.stage.reader, self.stage.keys
+        keyed = getattr(reader, "keyed", None) if keys else None
+        got: list[Any] = []
+        t0 = time.perf_counter()
+        try:
+            if f.records is None:
+                f.records = keyed(f.path) if keyed is not None else reader(f.path)
+                for _ in range(f.read):  # a resumed or retried file: pass over what was read
+                    await anext(f.records)
+            while len(got) < room:
+                record = await anext(f.records)
+                i = f.read + len(got)
+                got.append((f"{f.path}:{i}", record) if keys and keyed is None else record)
+                if time.perf_counter() - t0 > HOP_SECONDS:
+                    return got, False
+        except StopAsyncIteration:
+            return got, True
+        except Exception as exc:
+            return got, exc
+        return got, False
+
+    async def _failed(self, f: _File, exc: Exception) -> None:
+        """Retry the file from where its reading stopped, skip the rest of it, or keep the
+        error for the emitter, which raises it once the records before it are emitted."""
+        if await self.errs.retry(exc, f.attempt):
+            f.attempt += 1
+            return
+        where = f"record {f.read} of {f.path}"
+        f.ended = True
+        if self.errs.skip(exc, f.index, where, f.index + 1):
+            # The rest of the file is passed over in every run: the order stays a function
+            # of the files, and a state never points past the bad record.
+            exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.read} records")
+        else:
+            f.error = exc
+
+
+def _hop(
+    reader: BlockingReader, f: _File, room: int, keys: bool
+) -> tuple[list[Any], bool | Exception, float]:
+    """Runs in a worker thread: up to ``room`` records of ``f`` within one hop's time."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    deadline = wall + HOP_SECONDS
+    got: list[Any] = []
+    end: bool | Exception = False
+    try:
+        if f.sync is None:
+            if f.read:
+                f.sync = reader.iter_records_from(f.path, f.read, keys=keys)
+            else:
+                f.sync = reader.iter_records(f.path, keys=keys)
+        append = got.append
+        for record in f.sync:
+            append(record)
+            if len(got) >= room or time.perf_counter() >= deadline:
+                break
+        else:
+            end = True
+    except Exception as exc:
+        end = exc
+    wall = time.perf_counter() - wall
+    return got, end, (time.thread_time() - cpu) / wall if wall > 0 else 1.0
+
+
+async def _close(f: _File) -> None:
+    sync, f.sync = f.sync, None
+    if sync is not None:
+        close = getattr(sync, "close", None)
+        if close is not None:
+            try:
+                close()
+            except ValueError:
+                pass  # still running in a thread left behind at shutdown: it ends on its own
+    records, f.records = f.records, None
+    aclose = getattr(records, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except RuntimeError:
+            pass  # an async generator still running in a cancelled reader: it closes itself

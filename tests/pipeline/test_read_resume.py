@@ -66,9 +66,7 @@ READERS: dict[str, tuple[Callable[[Path], list[str]], Callable[[], Any]]] = {
 }
 
 
-def reading(
-    paths: list[str], kind: str, **read: Any
-) -> Callable[[], ap.Pipeline[Any]]:
+def reading(paths: list[str], kind: str, **read: Any) -> Callable[[], ap.Pipeline[Any]]:
     reader = READERS[kind][1]
     return lambda: ap.from_files(paths).read(reader(), **read)
 
@@ -229,7 +227,9 @@ async def test_deterministic_read_gives_the_same_sequence_every_run(tmp_path: Pa
         runs = [await pipe.collect() for _ in range(3)]
     assert len(runs[0]) == sum(lengths)
     assert runs[0] == runs[1] == runs[2]
-    assert sorted(runs[0]) == sorted(_record(f, i).decode() for f, n in enumerate(lengths) for i in range(n))
+    assert sorted(runs[0]) == sorted(
+        _record(f, i).decode() for f, n in enumerate(lengths) for i in range(n)
+    )
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -250,9 +250,9 @@ async def test_other_parallel_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="parallel=4 in the state, 2 now"):
         ap.from_files(paths).read(ap.readers.TextLines(), parallel=2).open(state=state)
     with pytest.raises(ValueError, match="deterministic"):
-        ap.from_files(paths).read(
-            ap.readers.TextLines(), parallel=4, deterministic=True
-        ).open(state=state)
+        ap.from_files(paths).read(ap.readers.TextLines(), parallel=4, deterministic=True).open(
+            state=state
+        )
 
 
 async def test_other_file_list_is_refused(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import os
 import threading
 import time
 from collections import deque
@@ -22,7 +21,7 @@ import anyio
 
 from ._channel import DownstreamClosed, Inbox, Outbox
 from ._policy import RAISE, ErrorPolicy, StageErrors
-from ._read_state import Ledger, LaneRestore, Plan, Runs, check_lane_state
+from ._read_state import LaneRestore, Ledger, Plan, Runs, check_lane_state
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
 from ._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
@@ -348,9 +347,7 @@ class _ThreadedRead(_LaneRead):
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
 
-    def _sent(
-        self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int
-    ) -> None:
+    def _sent(self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int) -> None:
         """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
         ``runs`` ((position in out, path, first record, input index)): remember where each
         came from."""

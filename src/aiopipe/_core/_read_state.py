@@ -70,8 +70,7 @@ def check_lane_state(name: str, entry: dict[str, Any]) -> None:
         Plan(entry)
     except (KeyError, TypeError, ValueError):
         raise ValueError(
-            f"state is damaged: stage '{name}' expects first/next/files/queued, got "
-            f"{entry!r:.120}"
+            f"state is damaged: stage '{name}' expects first/next/files/queued, got {entry!r:.120}"
         ) from None
 
 
@@ -177,7 +176,7 @@ class Ledger:
             now = min(k, n)
             k -= now
             if now:
-                path, done, at = files[index] if index in files else ("", 0, None)
+                path, done, at = files.get(index, ("", 0, None))
                 files[index] = (path, done + now, at)
             if n > now:
                 rest.append((index, n - now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +288,66 @@ async def test_another_path_at_a_saved_index_is_refused(
 def test_deterministic_must_be_a_bool(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"deterministic=\) must be True or False, got 'yes'"):
         ap.from_iterable(["x"]).read(ap.readers.TextLines(), deterministic="yes")  # type: ignore[arg-type]
+
+
+# -- errors in the cycle order -----------------------------------------------------------------
+
+
+def _corrupt_pair(root: Path) -> list[str]:
+    """A good file of 5 records, one whose last record is corrupt, and a good one of 3."""
+    good, bad, more = root / "a.tfrecord", root / "b.tfrecord", root / "c.tfrecord"
+    ap.tfrecord.write(good, [_record(0, i) for i in range(5)])
+    ap.tfrecord.write(bad, [_record(1, i) for i in range(5)])
+    data = bytearray(bad.read_bytes())
+    data[-1] ^= 0xFF  # the last record's data CRC
+    bad.write_bytes(bytes(data))
+    ap.tfrecord.write(more, [_record(2, i) for i in range(3)])
+    return [str(good), str(bad), str(more)]
+
+
+async def test_cycle_raises_after_the_records_before_the_error(tmp_path: Path) -> None:
+    paths = _corrupt_pair(tmp_path)
+    pipe = ap.from_files(paths).read(ap.readers.TFRecords(), parallel=2, deterministic=True)
+    got: list[str] = []
+    with anyio.fail_after(10), pytest.raises(ap.CorruptRecordError):
+        async with pipe.open() as run:
+            async for record in run:
+                got.append(record.decode())
+    assert got == [f"{f:02d}:{i:03d}" for i in range(4) for f in (0, 1)] + ["00:004"]
+
+
+async def test_cycle_skips_the_rest_of_a_bad_file(tmp_path: Path) -> None:
+    paths = _corrupt_pair(tmp_path)
+    pipe = ap.from_files(paths).read(
+        ap.readers.TFRecords(), parallel=2, deterministic=True, on_error="skip"
+    )
+    with anyio.fail_after(10):
+        async with pipe.open() as run:
+            got = [r.decode() async for r in run]
+            assert len(run.errors()) == 1
+    before = [f"{f:02d}:{i:03d}" for i in range(4) for f in (0, 1)] + ["00:004"]
+    assert got == [*before, "02:000", "02:001", "02:002"]
+
+
+# -- URLs (streamed on the event loop, not in thread hops) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def url_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    from aiopipe.testing import ObjectServer
+
+    root = tmp_path_factory.mktemp("urls")
+    objects = {f"/read/{Path(p).name}": Path(p).read_bytes() for p in text_files(root)}
+    with ObjectServer(objects) as server:
+        yield [server.url + name for name in objects]
+
+
+@pytest.mark.parametrize(("parallel", "deterministic"), [(1, False), (3, False), (3, True)])
+async def test_urls_resume(url_files: list[str], parallel: int, deterministic: bool) -> None:
+    def make() -> ap.Pipeline[Any]:
+        return ap.from_files(url_files).read(
+            ap.readers.TextLines(), parallel=parallel, deterministic=deterministic
+        )
+
+    ordered = parallel == 1 or deterministic
+    await resume(make, cuts=[0, 3, 64, 120, 161], ordered=ordered)

@@ -153,15 +153,22 @@ class CycleRead(Runner):
         if worker == 0:
             await self._emit(outbox)
         elif worker == 1:
-            await self._feed(inbox)
+            await self._feed(inbox, outbox)
         else:
-            await self._read_ahead()
+            await self._read_ahead(outbox)
 
     def _signal(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def _feed(self, inbox: Inbox) -> None:
+    async def _wait(self, outbox: Outbox) -> None:
+        """Wait for a change, counted as blocked: the files are read ahead as far as they may
+        be, and the emitter (or downstream) has to take records first."""
+        t0 = time.perf_counter()
+        await self.changed.wait()
+        outbox.waited(t0)
+
+    async def _feed(self, inbox: Inbox, outbox: Outbox) -> None:
         if self.next_at is None:
             self.next_at = inbox.stamp
         try:
@@ -172,7 +179,7 @@ class CycleRead(Runner):
                     await self._restore_cycle(inbox)
                 while not self.done:
                     if len(self.ahead) >= self.size:
-                        await self.changed.wait()
+                        await self._wait(outbox)
                         continue
                     got = await self.input.take(inbox, self.size - len(self.ahead))
                     if got is None:
@@ -328,12 +335,12 @@ class CycleRead(Runner):
                 best = f
         return best
 
-    async def _read_ahead(self) -> None:
+    async def _read_ahead(self, outbox: Outbox) -> None:
         try:
             while not self.done:
                 f = self._pick()
                 if f is None:
-                    await self.changed.wait()
+                    await self._wait(outbox)
                     continue
                 f.busy = True
                 try:

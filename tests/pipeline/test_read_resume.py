@@ -351,3 +351,11 @@ async def test_urls_resume(url_files: list[str], parallel: int, deterministic: b
 
     ordered = parallel == 1 or deterministic
     await resume(make, cuts=[0, 3, 64, 120, 161], ordered=ordered)
+
+
+def test_fixed_length_records_resume_by_seeking(tmp_path: Path) -> None:
+    (path,) = fixed_files(tmp_path, [50])
+    reader = ap.readers.FixedLengthRecords(6)
+    whole = list(reader.iter_records(path, keys=True))
+    assert list(reader.iter_records_from(path, 37, keys=True)) == whole[37:]
+    assert list(reader.iter_records_from(path, 50)) == []

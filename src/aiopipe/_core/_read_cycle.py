@@ -26,7 +26,7 @@ import anyio
 
 from ._channel import Inbox, Outbox
 from ._policy import StageErrors
-from ._reader import HOP_SECONDS, BlockingReader
+from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._shared_input import SharedInput
 from ._stage import Runner
 from ._state import Position, resolve, shifted
@@ -323,73 +323,85 @@ class CycleRead(Runner):
 
     # -- reading ahead -----------------------------------------------------------------------
 
-    def _pick(self) -> _File | None:
-        """The file to read next: the one with the fewest records buffered, the cycle first."""
-        best: _File | None = None
-        for f in (*self.slots, *self.ahead):
-            # Half full is full enough: a hop then reads at least half a buffer, and the
-            # thread hop's cost stays small per record.
-            if f is None or f.busy or f.ended or len(f.buf) > FILE_AHEAD // 2:
-                continue
-            if best is None or len(f.buf) < len(best.buf):
-                best = f
-        return best
+    def _pick(self) -> list[_File]:
+        """The files to read next, fewest records buffered first (the cycle's before the next
+        paths'): one, or while hops are CPU-bound (files in the page cache) all that need
+        reading, in one thread hop, as a lane reads several small files per hop."""
+        # Half full is full enough: a hop then reads at least half a buffer, and the thread
+        # hop's cost stays small per record.
+        files = [
+            f
+            for f in (*self.slots, *self.ahead)
+            if f is not None and not f.busy and not f.ended and len(f.buf) <= FILE_AHEAD // 2
+        ]
+        if not files:
+            return files
+        files.sort(key=lambda f: len(f.buf))
+        if not (
+            self.gate.cpu_bound
+            and isinstance(self.stage.reader, BlockingReader)
+            and not is_url(files[0].path)
+        ):
+            return files[:1]
+        return [f for f in files if not is_url(f.path)]
 
     async def _read_ahead(self, outbox: Outbox) -> None:
         try:
             while not self.done:
-                f = self._pick()
-                if f is None:
+                files = self._pick()
+                if not files:
                     await self._wait(outbox)
                     continue
-                f.busy = True
+                for f in files:
+                    f.busy = True
                 try:
-                    await self._fill(f)
+                    await self._fill(files)
                 finally:
-                    f.busy = False
+                    for f in files:
+                        f.busy = False
                     self._signal()
         finally:
             with anyio.CancelScope(shield=True):
-                for f in (*self.slots, *self.ahead):
-                    if f is not None and not f.busy:
-                        await _close(f)
+                for left in (*self.slots, *self.ahead):
+                    if left is not None and not left.busy:
+                        await _close(left)
 
-    async def _fill(self, f: _File) -> None:
-        room = FILE_AHEAD - len(f.buf)
+    async def _fill(self, files: list[_File]) -> None:
         reader = self.stage.reader
-        if isinstance(reader, BlockingReader) and not is_url(f.path):
-            got, end = await self._thread_hop(reader, f, room)
+        if isinstance(reader, BlockingReader) and not is_url(files[0].path):
+            results = await self._thread_hop(reader, files)
         else:
-            got, end = await self._async_hop(f, room)
-        f.buf.extend(got)
-        f.read += len(got)
-        if end is False:
-            return
-        await _close(f)
-        if isinstance(end, Exception):
-            await self._failed(f, end)
-        else:
-            f.ended = True
+            results = [await self._async_hop(files[0], FILE_AHEAD - len(files[0].buf))]
+        for f, (got, end) in zip(files, results, strict=True):
+            f.buf.extend(got)
+            f.read += len(got)
+            if end is False:
+                continue
+            await _close(f)
+            if isinstance(end, Exception):
+                await self._failed(f, end)
+            else:
+                f.ended = True
 
     async def _thread_hop(
-        self, reader: BlockingReader, f: _File, room: int
-    ) -> tuple[list[Any], bool | Exception]:
+        self, reader: BlockingReader, files: list[_File]
+    ) -> list[tuple[list[Any], bool | Exception]]:
         from ._read import _grace
 
         await self.gate.enter()
         share = 0.0
         try:
             done = anyio.Event()
-            call = self.threads.start(done, _hop, reader, f, room, self.stage.keys)
+            call = self.threads.start(done, _hop, reader, files, self.stage.keys)
             try:
                 await done.wait()
             except anyio.get_cancelled_exc_class():
                 await _grace(done)
                 raise
-            got, end, share = ThreadPool.result(call)
+            results, share = ThreadPool.result(call)
         finally:
             self.gate.leave(share)
-        return got, end
+        return results  # type: ignore[no-any-return]
 
     async def _async_hop(self, f: _File, room: int) -> tuple[list[Any], bool | Exception]:
         reader, keys = self.stage.reader, self.stage.keys
@@ -430,11 +442,29 @@ class CycleRead(Runner):
 
 
 def _hop(
-    reader: BlockingReader, f: _File, room: int, keys: bool
-) -> tuple[list[Any], bool | Exception, float]:
-    """Runs in a worker thread: up to ``room`` records of ``f`` within one hop's time."""
+    reader: BlockingReader, files: list[_File], keys: bool
+) -> tuple[list[tuple[list[Any], bool | Exception]], float]:
+    """Runs in a worker thread: records of ``files`` in turn, each up to its buffer's room,
+    within one hop's time and record budget; and the share of the hop spent on a CPU."""
     wall, cpu = time.perf_counter(), time.thread_time()
     deadline = wall + HOP_SECONDS
+    budget = HOP_RECORDS
+    results: list[tuple[list[Any], bool | Exception]] = []
+    for f in files:
+        if budget <= 0 or time.perf_counter() >= deadline:
+            results.append(([], False))
+            continue
+        room = min(budget, FILE_AHEAD - len(f.buf))
+        got, end = _read_some(reader, f, room, deadline, keys)
+        budget -= len(got)
+        results.append((got, end))
+    wall = time.perf_counter() - wall
+    return results, (time.thread_time() - cpu) / wall if wall > 0 else 1.0
+
+
+def _read_some(
+    reader: BlockingReader, f: _File, room: int, deadline: float, keys: bool
+) -> tuple[list[Any], bool | Exception]:
     got: list[Any] = []
     end: bool | Exception = False
     try:
@@ -452,8 +482,7 @@ def _hop(
             end = True
     except Exception as exc:
         end = exc
-    wall = time.perf_counter() - wall
-    return got, end, (time.thread_time() - cpu) / wall if wall > 0 else 1.0
+    return got, end
 
 
 async def _close(f: _File) -> None:

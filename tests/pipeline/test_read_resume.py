@@ -359,3 +359,17 @@ def test_fixed_length_records_resume_by_seeking(tmp_path: Path) -> None:
     whole = list(reader.iter_records(path, keys=True))
     assert list(reader.iter_records_from(path, 37, keys=True)) == whole[37:]
     assert list(reader.iter_records_from(path, 50)) == []
+
+
+@pytest.mark.parametrize("kind", ["tfrecord", "async"])
+@pytest.mark.parametrize("deterministic", [True, False])
+async def test_stopping_early_leaves_nothing_behind(
+    tmp_path: Path, kind: str, deterministic: bool
+) -> None:
+    paths = READERS[kind][0](tmp_path, [3000] * 6)  # files still open when the run stops
+    make = reading(paths, kind, parallel=4, deterministic=deterministic)
+    with anyio.fail_after(10):
+        assert len(await make().take(10).collect()) == 10
+        async with make().open() as run:
+            async for _ in run:
+                break

@@ -60,7 +60,7 @@ async def lines(path: str) -> AsyncIterator[str]:
         yield line
 
 
-READERS: dict[str, tuple[Callable[[Path], list[str]], Callable[[], Any]]] = {
+READERS: dict[str, tuple[Callable[..., list[str]], Callable[[], Any]]] = {
     "tfrecord": (tfrecord_files, ap.readers.TFRecords),
     "text": (text_files, ap.readers.TextLines),
     "fixed": (fixed_files, lambda: ap.readers.FixedLengthRecords(6)),

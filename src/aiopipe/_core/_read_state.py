@@ -26,7 +26,7 @@ from typing import Any
 from ._channel import Outbox
 from ._state import Position, resolve, shifted
 
-__all__ = ["Ledger", "Node", "Plan", "Runs", "check_lane_state", "ranges"]
+__all__ = ["LaneRestore", "Ledger", "Node", "Plan", "Runs", "check_lane_state", "ranges"]
 
 # (input index, records) of consecutive records of one file, in output order.
 Runs = list[tuple[int, int]]

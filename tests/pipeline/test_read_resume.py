@@ -373,3 +373,18 @@ async def test_stopping_early_leaves_nothing_behind(
         async with make().open() as run:
             async for _ in run:
                 break
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+async def test_long_files_interleaved_by_lanes_resume(tmp_path: Path, deterministic: bool) -> None:
+    # Files longer than a hop: lanes' pieces interleave in the stream, files stay open across
+    # many chunks, and shuffle holds positions far back in the read's output.
+    paths = tfrecord_files(tmp_path, [1500, 0, 2600, 900, 3100, 1])
+
+    def make() -> ap.Pipeline[Any]:
+        pipe = ap.from_files(paths).read(
+            ap.readers.TFRecords(), parallel=4, deterministic=deterministic
+        )
+        return pipe.shuffle(300, seed=4).batch(16).unbatch()
+
+    await resume(make, cuts=[0, 700, 4000, 8101], ordered=deterministic)

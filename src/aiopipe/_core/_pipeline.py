@@ -181,6 +181,7 @@ class Pipeline(Generic[T]):
         *,
         parallel: int = 1,
         keys: bool = False,
+        deterministic: bool = False,
         name: str | None = None,
         buffer: int | None = None,
         on_error: str = "raise",
@@ -197,10 +198,22 @@ class Pipeline(Generic[T]):
         budget: past it the error is raised with a note. ``retries=N`` retries an exception of
         ``retry_on`` (default ``OSError``) N times with exponential backoff and jitter; a
         retried file resumes after its delivered records, so each arrives exactly once.
+
+        ``deterministic=True`` (with ``parallel > 1``) emits records in tf.data's interleave
+        order (``cycle_length=parallel, block_length=1``): one record from each open file in
+        turn; a finished file's slot takes the next path when its turn comes. Files are still
+        read ahead in parallel, so the same input gives the same sequence on every run.
+        Otherwise lanes emit in completion order. Either way the state resumes exactly.
         """
         errors = policy("read", on_error, max_errors, retries, retry_on)
         stage = ReadStage(
-            reader, parallel=parallel, keys=keys, name=name, buffer=buffer, errors=errors
+            reader,
+            parallel=parallel,
+            keys=keys,
+            name=name,
+            buffer=buffer,
+            errors=errors,
+            deterministic=deterministic,
         )
         return self._then(stage)
 

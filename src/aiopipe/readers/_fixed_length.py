@@ -52,10 +52,14 @@ class FixedLengthRecords(BlockingReader):
         return _FixedDecoder(self, path, keys, self._count(path, size))
 
     def iter_records(self, path: str, *, keys: bool = False) -> Iterator[Any]:
+        return self.iter_records_from(path, 0, keys=keys)
+
+    def iter_records_from(self, path: str, start: int, *, keys: bool = False) -> Iterator[Any]:
+        """Record ``start`` is at a known byte offset: a resumed read seeks to it."""
         with open(path, "rb") as f:
             count = self._count(path, os.fstat(f.fileno()).st_size)
-            index = 0
-            for batch in self._batches(f, path, count):
+            index = start
+            for batch in self._batches(f, path, count, start):
                 if keys:
                     for record in batch:
                         yield f"{path}:{index}", record
@@ -90,11 +94,11 @@ class FixedLengthRecords(BlockingReader):
             )
         return count
 
-    def _batches(self, f: BinaryIO, path: str, count: int) -> Iterator[list[bytes]]:
-        """Records in lists, each list cut from one large read."""
+    def _batches(self, f: BinaryIO, path: str, count: int, skip: int = 0) -> Iterator[list[bytes]]:
+        """Records ``skip ..`` in lists, each list cut from one large read."""
         size, step = self.record_bytes, self.hop_bytes or self.record_bytes
         per_read = max(1, _CHUNK_BYTES // step)
-        for first in range(0, count, per_read):
+        for first in range(skip, count, per_read):
             n = min(per_read, count - first)
             start = self.header_bytes + first * step
             span = (n - 1) * step + size

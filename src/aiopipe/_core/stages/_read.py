@@ -4,12 +4,16 @@ Each of the ``parallel`` lanes reads one file at a time, so the records of a fil
 and lanes run independently, so a stalled file does not stall the others. Readers built on
 :class:`BlockingReader` are read in worker threads, many records per hop; when files are small a
 lane reads several of them in one hop (one hop per file costs ~15x on many small files).
+
+The output order is then the lanes' completion order (with one lane: file order). With
+``deterministic=True`` and ``parallel > 1`` the stage is ``_read_cycle``'s instead: tf.data's
+interleave order, read ahead in parallel. Both save their state exactly (``_read_state``,
+``_read_lanes``, ``_read_cycle``): a resumed read delivers the records not yet delivered.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 import time
 from collections import deque
@@ -21,9 +25,10 @@ import anyio
 
 from ..engine._channel import DownstreamClosed, Inbox, Outbox
 from ..engine._policy import RAISE, ErrorPolicy, StageErrors
-from ..engine._shared_input import SharedInput
 from ..engine._stage import RunContext, Runner, Stage, buffer_arg, maybe_aclosing, positive
 from ..engine._threads import ThreadPool
+from ._read_lanes import LaneRead, Queued, file_runs
+from ._read_state import check_lane_state
 from ._reader import HOP_RECORDS, HOP_SECONDS, BlockingReader
 from ._urls import is_url, remote
 
@@ -57,6 +62,7 @@ class ReadStage(Stage):
         name: str | None,
         buffer: int | None,
         errors: ErrorPolicy = RAISE,
+        deterministic: bool = False,
     ) -> None:
         if not callable(reader):
             raise TypeError(
@@ -69,12 +75,43 @@ class ReadStage(Stage):
         self.name = name if name is not None else f"read({reader_name(reader)})"
         self.buffer = buffer_arg("read", buffer)
         self.errors = errors
+        if not isinstance(deterministic, bool):
+            raise ValueError(f"read(deterministic=) must be True or False, got {deterministic!r}")
+        self.deterministic = deterministic
+        # tf.data's interleave order over ``parallel`` files; one lane is in file order anyway.
+        self.cycle = deterministic and self.workers > 1
+        if self.cycle:
+            self.tasks = self.workers + 2  # the emitter, the input feeder, and the readers
+
+    resumable = True
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "parallel": self.workers,
+            "deterministic": self.deterministic or self.workers == 1,
+            "keys": self.keys,
+            "reader": reader_name(self.reader),
+        }
+
+    def check_restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        if self.cycle:
+            from ._read_cycle import check_cycle_state
+
+            check_cycle_state(self.name, state, self.workers)
+        else:
+            check_lane_state(self.name, state)
 
     def runner(self, ctx: RunContext) -> Runner:
         errs = ctx.errors.for_stage(self, self.name, self.errors)
+        if self.cycle:
+            from ._read_cycle import CycleRead  # imports this module
+
+            return CycleRead(self, ctx.threads, errs)
         if isinstance(self.reader, BlockingReader):
             return _ThreadedRead(self, self.reader, ctx.threads, errs)
-        return _AsyncRead(self, errs)
+        return _AsyncRead(self, errs, ctx.threads)
 
 
 class _Failure:
@@ -85,17 +122,11 @@ class _Failure:
         self.attempt = attempt
 
 
-# A file a lane is to read: (input index, path, records already delivered, failed attempts).
-# A retried file is read again from the start, its delivered records passed over: each record
-# reaches the output exactly once.
-_Queued = tuple[int, str, int, int]
-
-
 class _Lane:
     """One lane's files: the one open now and the ones it has taken but not started."""
 
     def __init__(self) -> None:
-        self.queued: deque[_Queued] = deque()
+        self.queued: deque[Queued] = deque()
         self.current: Iterator[Any] | None = None
         self.index = 0
         self.path = ""
@@ -144,24 +175,22 @@ class _HopGate:
         self._freed = anyio.Event()
 
 
-class _ThreadedRead(Runner):
+class _ThreadedRead(LaneRead):
     def __init__(
         self, stage: ReadStage, reader: BlockingReader, threads: ThreadPool, errs: StageErrors
     ) -> None:
-        self.stage = stage
+        super().__init__(stage, errs, threads)
         self.reader = reader
-        self.threads = threads
-        self.errs = errs
-        self.input = SharedInput()
         self.gate = _HopGate()
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
 
-    def _sent(self, runs: list[tuple[int, str, int]], first: int, offset: int, n: int) -> None:
+    def _sent(self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int) -> None:
         """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
-        ``runs`` ((position in out, path, first record)): remember where each came from."""
+        ``runs`` ((position in out, path, first record, input index)): remember where each
+        came from."""
         end = offset + n
-        for i, (at, path, record) in enumerate(runs):
+        for i, (at, path, record, _) in enumerate(runs):
             stop = runs[i + 1][0] if i + 1 < len(runs) else end
             lo, hi = max(at, offset), min(stop, end)
             if lo < hi:
@@ -176,31 +205,36 @@ class _ThreadedRead(Runner):
         return self.reader.describe(path, record + index - start)
 
     async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
+        await self._prepared(inbox, outbox)
         lane = _Lane()
         try:
             while True:
                 if lane.current is None and not lane.queued:
-                    got = await self.input.take(inbox, lane.want)
+                    got = await self._take(inbox, lane.want)
                     if got is None:
                         return
-                    lane.queued.extend(_indexed(got))
+                    lane.queued.extend(got)
                 elif len(lane.queued) < lane.want - 1:
-                    got = self.input.take_nowait(lane.want - 1 - len(lane.queued))
-                    if got is not None:
-                        lane.queued.extend(_indexed(got))
+                    lane.queued.extend(self._take_nowait(lane.want - 1 - len(lane.queued)))
                 if lane.current is None and lane.queued and is_url(lane.queued[0][1]):
                     await self._read_url(lane, *lane.queued.popleft(), outbox)
                     continue  # (streamed on the event loop: URLs get no thread hop)
                 out: list[Any] = []
-                runs: list[tuple[int, str, int]] = []
-                res = await self._gated_hop(lane, out, runs)
+                runs: list[tuple[int, str, int, int]] = []
+                ends: list[int] = []
+                res = await self._gated_hop(lane, out, runs, ends)
                 # Records before a failure still count. Lanes' sends interleave, so an output's
-                # index is known only as its piece enters the stream.
+                # index (and its mark) is known only as its piece enters the stream.
+                sent = partial(self._sent, runs)
+                hop_runs = file_runs(runs, len(out))
                 if isinstance(res, _Failure):
-                    await outbox.send_before_failing(out, partial(self._sent, runs))
-                    await self._failed(res, lane)
+                    await self.ledger.send(outbox, out, hop_runs, sent, failing=True)
                 else:
-                    await outbox.send(out, partial(self._sent, runs))
+                    await self.ledger.send(outbox, out, hop_runs, sent)
+                for index in ends:
+                    self.ledger.ended(index)
+                if isinstance(res, _Failure):
+                    await self._failed(res, lane)
         finally:
             lane.close()
             if lane.session is not None:
@@ -220,7 +254,8 @@ class _ThreadedRead(Runner):
             if seen < start:
                 records = records[start - seen :]
                 seen = start
-            await outbox.send(records, partial(self._sent, [(0, path, seen)]))
+            sent = partial(self._sent, [(0, path, seen, index)])
+            await self.ledger.send(outbox, records, [(index, len(records))], sent)
 
         try:
             await remote("_lane").read_url(self.reader, path, self.stage.keys, lane.session, emit)
@@ -229,18 +264,19 @@ class _ThreadedRead(Runner):
         except Exception as exc:
             failure = _Failure(exc, index, path, max(start, lane.record), attempt)
         else:
+            self.ledger.ended(index)
             return
         await self._failed(failure, lane, resync=False)
 
     async def _gated_hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> _Failure | None:
         await self.gate.enter()
         share = 0.0
         lane.hopping.set()
         done = anyio.Event()
         try:
-            call = self.threads.start(done, self._timed_hop, lane, out, runs)
+            call = self.threads.start(done, self._timed_hop, lane, out, runs, ends)
             try:
                 await done.wait()
             except anyio.get_cancelled_exc_class():
@@ -253,12 +289,12 @@ class _ThreadedRead(Runner):
         return res
 
     def _timed_hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> tuple[_Failure | None, float]:
         """The hop, and the share of its wall time the thread spent on a CPU."""
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            res = self._hop(lane, out, runs)
+            res = self._hop(lane, out, runs, ends)
         finally:
             lane.hopping.clear()
         wall = time.perf_counter() - wall
@@ -278,11 +314,13 @@ class _ThreadedRead(Runner):
             raise f.exc
         if resync and self.reader.resyncs:  # the bad record alone is skipped; the file goes on
             lane.queued.appendleft((f.index, f.path, f.record + 1, 0))
+            self.ledger.passed(f.index, 1)
         else:
             f.exc.add_note(f"aiopipe: skipped the rest of {f.path} after {f.record} records")
+            self.ledger.ended(f.index)
 
     def _hop(
-        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int]]
+        self, lane: _Lane, out: list[Any], runs: list[tuple[int, str, int, int]], ends: list[int]
     ) -> _Failure | None:
         """Runs in a worker thread: read records until the hop's time or count budget is spent."""
         deadline = time.perf_counter() + HOP_SECONDS
@@ -306,7 +344,7 @@ class _ThreadedRead(Runner):
                         )
                     except Exception as exc:
                         return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
-            runs.append((len(out), lane.path, lane.record))
+            runs.append((len(out), lane.path, lane.record, lane.index))
             try:
                 for record in lane.current:
                     append(record)
@@ -318,6 +356,7 @@ class _ThreadedRead(Runner):
                 lane.current = None
                 return _Failure(exc, lane.index, lane.path, lane.record, lane.attempt)
             lane.current = None
+            ends.append(lane.index)
 
 
 async def _grace(done: anyio.Event) -> None:
@@ -333,41 +372,36 @@ async def _grace(done: anyio.Event) -> None:
         await done.wait()
 
 
-def _indexed(got: tuple[int, list[Any], Any]) -> list[_Queued]:
-    base, paths, _ = got
-    return [(base + i, os.fspath(p), 0, 0) for i, p in enumerate(paths)]
-
-
-class _AsyncRead(Runner):
+class _AsyncRead(LaneRead):
     """Any reader: ``async for`` over ``reader(path)`` (or ``reader.keyed(path)``)."""
 
-    def __init__(self, stage: ReadStage, errs: StageErrors) -> None:
-        self.stage = stage
-        self.errs = errs
-        self.input = SharedInput()
-
     async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
-        while (got := await self.input.take(inbox, 1)) is not None:
-            index, path = got[0], os.fspath(got[1][0])
-            done = [0]  # records of this file delivered: for the error note, and to resume
-            attempt = 0
-            while True:
-                try:
-                    await self._read_file(path, outbox, done)
-                    break
-                except DownstreamClosed:
-                    raise
-                except Exception as exc:
-                    if await self.errs.retry(exc, attempt):
-                        attempt += 1
-                        continue
-                    where = f"record {done[0]} of {path}" if done[0] else path
-                    if not self.errs.skip(exc, index, where, index + 1):
-                        raise
-                    exc.add_note(f"aiopipe: skipped the rest of {path} after {done[0]} records")
-                    break
+        await self._prepared(inbox, outbox)
+        while (got := await self._take(inbox, 1)) is not None:
+            for index, path, start, _ in got:
+                await self._read_one(index, path, start, outbox)
 
-    async def _read_file(self, path: str, outbox: Outbox, done: list[int]) -> None:
+    async def _read_one(self, index: int, path: str, start: int, outbox: Outbox) -> None:
+        done = [start]  # records of this file delivered: for the error note, and to resume
+        attempt = 0
+        while True:
+            try:
+                await self._read_file(index, path, outbox, done)
+                break
+            except DownstreamClosed:
+                raise
+            except Exception as exc:
+                if await self.errs.retry(exc, attempt):
+                    attempt += 1
+                    continue
+                where = f"record {done[0]} of {path}" if done[0] else path
+                if not self.errs.skip(exc, index, where, index + 1):
+                    raise
+                exc.add_note(f"aiopipe: skipped the rest of {path} after {done[0]} records")
+                break
+        self.ledger.ended(index)
+
+    async def _read_file(self, index: int, path: str, outbox: Outbox, done: list[int]) -> None:
         """Send the records of ``path`` after the first ``done[0]`` (delivered before a retry)."""
         reader, keys = self.stage.reader, self.stage.keys
         keyed = getattr(reader, "keyed", None) if keys else None
@@ -384,19 +418,18 @@ class _AsyncRead(Runner):
                     out.append((f"{path}:{at}", record) if keys and keyed is None else record)
                     at += 1
                     if len(out) >= outbox.limit or time.perf_counter() - flushed > FLUSH_S:
-                        await self._send(out, outbox, done)
+                        await self._send(index, out, outbox, done)
                         out, flushed = [], time.perf_counter()
         except Exception as exc:
             failure = exc
         else:
-            await self._send(out, outbox, done)
+            await self._send(index, out, outbox, done)
             return
         # Records before a failure still count; raised outside the handler, with its own context.
-        await outbox.send_before_failing(out)
+        await self.ledger.send(outbox, out, [(index, len(out))], failing=True)
         done[0] += len(out)
         raise failure
 
-    @staticmethod
-    async def _send(out: list[Any], outbox: Outbox, done: list[int]) -> None:
-        await outbox.send(out)
+    async def _send(self, index: int, out: list[Any], outbox: Outbox, done: list[int]) -> None:
+        await self.ledger.send(outbox, out, [(index, len(out))])
         done[0] += len(out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._channel import Inbox, Outbox
-from ._state import Position, Unresumable, resolve, shifted
+from ._state import Unresumable, resolve
 from ._threads import ThreadPool
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ __all__ = [
     "Runner",
     "Source",
     "Stage",
-    "Through",
     "annotate",
     "failed_element",
     "fn_name",
@@ -70,25 +69,16 @@ class RunContext:
         return seed
 
 
-class Through:
-    """The mark of a stage whose outputs are its inputs, one to one and in order (an ordered
-    map, prefetch): output ``k`` after it is input ``k`` after ``up``, no state of its own."""
-
-    __slots__ = ("up",)
-
-    def __init__(self, up: Position | None) -> None:
-        self.up = up
-
-
 class Runner(abc.ABC):
     """The per-run side of a stage: its shared state and the body of each worker.
 
     The state contract (see ``_state``): every chunk a runner sends carries a position, ``(self,
     mark, k)``. ``resolve`` turns a mark into this stage's JSON state ``k`` outputs after it
     (resolving the input positions the mark holds); ``restore`` takes such a state back before
-    the workers start. Two marks need no code of their own: ``Through(up)`` for one-to-one
-    ordered stages, and ``(state, up)``: "my state was ``state`` with my input at ``up``; replay
-    and drop ``k`` outputs".
+    the workers start. Two kinds of stage need no code of their own: one-to-one ordered stages
+    with no state (an ordered map, prefetch) send their input's position unchanged, and a stage
+    whose outputs follow from its state and input may use the mark ``(state, up)``: "my state
+    was ``state`` with my input at ``up``; replay and drop ``k`` outputs".
     """
 
     slot = 0  # this stage's place in the run; set by the run
@@ -103,9 +93,6 @@ class Runner(abc.ABC):
 
     def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
         """This stage's state ``k`` outputs after ``mark``; writes its upstream's into ``out``."""
-        if isinstance(mark, Through):
-            resolve(shifted(mark.up, k), out)
-            return {}
         if isinstance(mark, tuple) and len(mark) == 2 and isinstance(mark[0], dict):
             own, up = mark
             if up is not None:

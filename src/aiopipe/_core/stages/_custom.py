@@ -187,11 +187,17 @@ class _CustomRunner(Runner):
         self.fed_chunks.append((0, start))
         self.snap = (self.custom, self.base, start)
 
+    def role(self, worker: int) -> str:
+        """What task ``worker`` of this stage does: tasks 0..workers-1 run the user's copies, the
+        next one feeds their element stream from our chunks, the last drains theirs into ours."""
+        copies = self.stage.workers
+        return "copy" if worker < copies else "feeder" if worker == copies else "drainer"
+
     async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         if not self.copies:
             self._streams(outbox.limit, inbox.stamp)
-        copies = self.stage.workers
-        if worker < copies:
+        role = self.role(worker)
+        if role == "copy":
             mine_in, mine_out = self.copies[worker]
             try:
                 with mine_in, mine_out:
@@ -202,7 +208,7 @@ class _CustomRunner(Runner):
             except anyio.BrokenResourceError:
                 if not self.downstream_gone:
                     raise
-        elif worker == copies:
+        elif role == "feeder":
             await self._feed(inbox)
         elif self.stage.resumable:
             await self._drain_marked(outbox)

@@ -14,25 +14,18 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import anyio
 
 from ._urls import is_url, remote
 
-__all__ = ["BlockingReader", "Decoder", "Reader", "pull_records"]
+__all__ = ["BlockingReader", "Decoder", "pull_records"]
 
 # One thread hop reads for at most this long or this many records: long enough to amortise the
 # hop, short enough that records flow downstream promptly and memory stays small.
 HOP_SECONDS = 0.002
 HOP_RECORDS = 1024
-
-
-@runtime_checkable
-class Reader(Protocol):
-    """Anything usable with ``Pipeline.read``: ``reader(path)`` gives the records of one file."""
-
-    def __call__(self, path: str) -> AsyncIterator[Any]: ...
 
 
 class Decoder(Protocol):

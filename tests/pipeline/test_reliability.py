@@ -494,3 +494,35 @@ async def test_exception_with_a_custom_init_survives_a_process_worker() -> None:
     assert type(info.value).__name__ == "NeedsTwo"
     assert "code 7: bad" in str(info.value)
     assert any("on element 5" in n for n in info.value.__notes__)
+
+
+def test_process_workers_leave_quietly_when_the_run_stops_mid_stream(tmp_path: Path) -> None:
+    """A worker process whose parent closed its socket mid-message (the consumer left after a
+    few batches) printed a ConnectionResetError traceback: shutdown noise, which aiopipe
+    promises never to make."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "early.py"
+    script.write_text(
+        """
+import anyio, numpy as np, aiopipe as ap
+
+async def main():
+    for _ in range(6):
+        pipe = ap.from_arrays(np.arange(20_000)).map(abs, workers=2, executor="process")
+        async with pipe.batch(10).open() as run:
+            for _ in range(5):
+                await run.receive()
+
+if __name__ == "__main__":
+    anyio.run(main)
+    print("left")
+"""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "left"
+    assert proc.stderr == ""

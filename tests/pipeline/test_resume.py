@@ -264,3 +264,17 @@ async def test_a_custom_stage_without_state_names_itself() -> None:
             await run.receive()
             with pytest.raises(TypeError, match="stage 'then\\(mine\\)' cannot save its state"):
                 run.state_dict()
+
+
+async def test_unordered_process_map_resumes_to_the_same_multiset() -> None:
+    # Worker tasks that send at once may enter the stream in another order than they called
+    # send (one woken for room is overtaken): the marks are made as chunks enter the stream.
+    def make() -> ap.Pipeline[Any]:
+        return (
+            ap.from_arrays(np.arange(2000))
+            .map(abs, workers=2, executor="process", ordered=False)
+            .batch(10)
+        )
+
+    with anyio.fail_after(120):
+        await check_resume(make, cuts=[0, 7, 91, 103, 150, 199], ordered=False, flatten=_rows)

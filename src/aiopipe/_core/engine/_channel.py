@@ -22,7 +22,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..observe._stats import StageStats
-from ._state import Position, shifted
+from ._state import Late, Position, shifted
 
 __all__ = [
     "DownstreamClosed",
@@ -198,7 +198,7 @@ class Outbox:
         return self._limit
 
     async def send(
-        self, items: Chunk, on_sent: OnSent | None = None, at: Position | None = None
+        self, items: Chunk, on_sent: OnSent | None = None, at: Position | Late | None = None
     ) -> None:
         """Send ``items`` on (nothing if empty); DownstreamClosed when nobody listens.
 
@@ -222,8 +222,8 @@ class Outbox:
         await self._send(items, on_sent, at)
 
     def _skipped(
-        self, items: Chunk, on_sent: OnSent | None, at: Position | None
-    ) -> tuple[Chunk, OnSent | None, Position | None]:
+        self, items: Chunk, on_sent: OnSent | None, at: Position | Late | None
+    ) -> tuple[Chunk, OnSent | None, Position | Late | None]:
         """Drop what a resumed stage re-made but had already delivered before."""
         dropped = min(self._space.skip, len(items))
         self._space.skip -= dropped
@@ -232,7 +232,7 @@ class Outbox:
         return items[dropped:], on_sent, shifted(at, dropped)
 
     async def send_before_failing(
-        self, items: Chunk, on_sent: OnSent | None = None, at: Position | None = None
+        self, items: Chunk, on_sent: OnSent | None = None, at: Position | Late | None = None
     ) -> None:
         """Send the outputs made before a failure, which the caller raises next.
 
@@ -255,7 +255,7 @@ class Outbox:
         except (DownstreamClosed, anyio.get_cancelled_exc_class()):
             pass
 
-    async def _send(self, items: Chunk, on_sent: OnSent | None, at: Position | None) -> None:
+    async def _send(self, items: Chunk, on_sent: OnSent | None, at: Position | Late | None) -> None:
         n = len(items)
         space = self._space
         if space.fits(n):
@@ -272,11 +272,12 @@ class Outbox:
             self._resumed = time.perf_counter()
         self._sent_at = clock.count
 
-    def _put(self, items: Chunk, on_sent: OnSent | None, at: Position | None) -> None:
+    def _put(self, items: Chunk, on_sent: OnSent | None, at: Position | Late | None) -> None:
         """Into the stream, room already taken."""
         n = len(items)
         if at is not None:
-            self._space.stamps[id(items)] = at
+            # A Late position is made now, in stream order (see Late).
+            self._space.stamps[id(items)] = at.get() if isinstance(at, Late) else at
         try:
             self._stream.send_nowait(items)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

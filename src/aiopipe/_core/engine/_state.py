@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 if TYPE_CHECKING:
     from ._stage import Stage
 
 __all__ = [
     "STATE_VERSION",
+    "Late",
     "Position",
     "Resolver",
     "Unresumable",
@@ -58,11 +59,47 @@ class Unresumable(TypeError):
     """``state_dict()`` cannot describe this pipeline exactly (a stage without state)."""
 
 
-def shifted(at: Position | None, by: int) -> Position | None:
+class Late:
+    """A position made when its chunk enters the stream, not when the send was called.
+
+    Workers of one stage that send concurrently may enter the stream in another order than they
+    called ``send`` (one woken for room is overtaken by one that finds room), so a stage whose
+    marks must follow stream order (each links to the next) makes them here. ``make`` runs once
+    per send; pieces of a split send share it, each with its offset.
+    """
+
+    __slots__ = ("_cell", "_offset")
+
+    def __init__(self, make: Callable[[], Position], offset: int = 0) -> None:
+        self._cell: list[Any] = [make, None]
+        self._offset = offset
+
+    def get(self) -> Position:
+        cell = self._cell
+        if cell[1] is None:
+            cell[1] = cell[0]()
+        pos: Position = cell[1]
+        return (pos[0], pos[1], pos[2] + self._offset) if self._offset else pos
+
+    def later(self, by: int) -> Late:
+        late = Late.__new__(Late)
+        late._cell, late._offset = self._cell, self._offset + by
+        return late
+
+
+@overload
+def shifted(at: Position, by: int) -> Position: ...
+@overload
+def shifted(at: Position | None, by: int) -> Position | None: ...
+@overload
+def shifted(at: Position | Late | None, by: int) -> Position | Late | None: ...
+def shifted(at: Position | Late | None, by: int) -> Position | Late | None:
     """The position ``by`` outputs after ``at``."""
     if at is None or by == 0:
         return at
-    return (at[0], at[1], at[2] + by)
+    if type(at) is Late:
+        return at.later(by)
+    return (at[0], at[1], at[2] + by)  # type: ignore[index]
 
 
 def resolve(at: Position | None, out: dict[int, Any]) -> None:

@@ -212,6 +212,16 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
     _keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     channel, codec = _Socket(sock), Codec(threshold, max_bytes)
+    try:
+        _serve(channel, codec)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the parent closed our socket mid-message: it stopped the run; leave quietly
+    finally:
+        codec.close()
+
+
+def _serve(channel: _Socket, codec: Codec) -> None:
+    """Answer calls until the parent closes the socket."""
     fn: Any = None
     progress = None
     while (msg := channel.receive()) is not None:
@@ -234,7 +244,6 @@ def worker_main(sock: socket.socket, parent_pid: int, threshold: int, max_bytes:
             del payload  # our views of the input: free its segment before we answer
         channel.send(*_encode(codec, reply))
         del reply
-    codec.close()
 
 
 def _encode(codec: Codec, reply: tuple[Any, ...]) -> tuple[list[bytes | memoryview], list[int]]:

@@ -28,7 +28,7 @@ from ..engine._stage import (
     is_async_callable,
     positive,
 )
-from ..engine._state import Position
+from ..engine._state import Late, Position
 from ..engine._threads import ThreadPool
 from ..processes._process_pool import (
     PER_LANE,
@@ -335,8 +335,7 @@ class _ParallelMap(Runner):
                 # they can go now: unordered, or ordered with every earlier slice sent. Else the
                 # error goes at once (an error must not wait behind slow work).
                 if not windowed:
-                    sent = (self, self.ledger.sent(base, len(items)), 0)
-                    await outbox.send_before_failing(res.done, at=sent)
+                    await outbox.send_before_failing(res.done, at=self._sent(base, len(items)))
                 elif base == self.next_out and not self.draining:
                     await outbox.send_before_failing(res.done, at=self._at(at))
                 raise res.exc
@@ -347,7 +346,12 @@ class _ParallelMap(Runner):
                 self.held[base] = (len(items), res)
                 await self._send_held(outbox)
             else:
-                await outbox.send(res, at=(self, self.ledger.sent(base, len(items)), 0))
+                await outbox.send(res, at=self._sent(base, len(items)))
+
+    def _sent(self, base: int, size: int) -> Late:
+        """The position of an unordered send of slice (base, size), made as it enters the
+        stream: the ledger's marks must follow stream order."""
+        return Late(lambda: (self, self.ledger.sent(base, size), 0))
 
     def _at(self, up: Position | None) -> Position | None:
         """The position of an ordered slice whose input starts at ``up``: the same, one to one;
@@ -393,11 +397,11 @@ class _ParallelMap(Runner):
                 if got is None:
                     return  # not all made yet: the worker that makes the last piece sends it
                 replay.pop(0)
-                await outbox.send(got, at=(self, self.ledger.sent(base, size), 0))
+                await outbox.send(got, at=self._sent(base, size))
             while held:
                 base = min(held)
                 size, res = held.pop(base)
-                await outbox.send(res, at=(self, self.ledger.sent(base, size), 0))
+                await outbox.send(res, at=self._sent(base, size))
         finally:
             self.draining = False
 
@@ -452,11 +456,6 @@ class _ProcessMap(_ParallelMap):
         options = given if isinstance(given, ProcessOptions) else ProcessOptions()
         module = getattr(stage.fn, "__module__", None)
         self.lanes = [SharedLane(fn, options, stage.name, module) for _ in range(stage.workers)]
-
-    def _at(self, up: Position | None) -> Position | None:
-        """The position of an ordered slice whose input starts at ``up``: the same, one to one;
-        under an error policy that may skip elements, a replay from there."""
-        return up if self.stage.errors.is_default else (self, ({}, up), 0)
 
     def _cost(self, t0: float) -> float:
         # The worker's own time: ours also counts the wait behind the other call in flight.

@@ -278,3 +278,12 @@ async def test_unordered_process_map_resumes_to_the_same_multiset() -> None:
 
     with anyio.fail_after(120):
         await check_resume(make, cuts=[0, 7, 91, 103, 150, 199], ordered=False, flatten=_rows)
+
+
+async def test_unordered_map_resumed_one_element_at_a_time() -> None:
+    # A resumed run re-sends first what the saved one had sent after its position, dropping
+    # what was delivered of it: those dropped sends must still count as sent, or the next
+    # state forgets them and they come back.
+    make, _ = UNORDERED["map unordered"]
+    with anyio.fail_after(60):
+        await check_resume(make, cuts=[1, 2, 3, 4, 5, 9, 10, 40, 41], ordered=False, chain=True)

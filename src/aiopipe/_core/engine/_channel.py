@@ -227,6 +227,8 @@ class Outbox:
         """Drop what a resumed stage re-made but had already delivered before."""
         dropped = min(self._space.skip, len(items))
         self._space.skip -= dropped
+        if isinstance(at, Late):
+            at = at.get()  # made even if nothing of it goes on: the stage's ledger counts it
         if on_sent is not None:
             on_sent = _shifted(on_sent, dropped)
         return items[dropped:], on_sent, shifted(at, dropped)

@@ -466,7 +466,8 @@ def read_ahead_bound(scn: Scenario, consumed: int) -> int:
         per_leaf = n_source / out_leaves if out_leaves else n_source
         op, buf = st["op"], st.get("buffer")
         if op == "batch":
-            held = ((buf or 4) + 1) * st["batch_size"]
+            # Its default buffer holds 512 source elements' worth of batches (at least 4).
+            held = ((buf or max(4, 512 // st["batch_size"])) + 1) * st["batch_size"]
         elif op == "prefetch":
             held = st["n"]
         else:

@@ -16,6 +16,7 @@ forward from the position's mark.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Callable
 from typing import Any
 
@@ -25,22 +26,31 @@ __all__ = ["Ledger", "Sent"]
 
 
 class Sent:
-    """The mark of one send: the delivered set before it, the slice it carried, the next send."""
+    """The mark of one send: the frontier before it, the slices sent before it (``log[:count]``,
+    those at or past the frontier), the slice it carried, and the next send."""
 
-    __slots__ = ("at", "done", "frontier", "next", "slice")
+    __slots__ = ("at", "count", "frontier", "log", "next", "slice")
 
     def __init__(
         self,
         frontier: int,
         at: Position | None,
-        done: tuple[tuple[int, int], ...],
+        log: list[tuple[int, int]],
         piece: tuple[int, int],
     ) -> None:
         self.frontier = frontier
         self.at = at  # the input position of the frontier
-        self.done = done  # (base, size) of slices sent beyond the frontier
+        # The ledger's log of sends, shared: appended to after this send, never changed before
+        # ``count`` (compaction makes a new list), so a mark costs O(1), not a copy of the set.
+        self.log = log
+        self.count = len(log)
         self.slice = piece  # (base, size) this send carried
         self.next: Sent | None = None
+
+    def done(self) -> list[tuple[int, int]]:
+        """The slices sent before this one at or past its frontier."""
+        first = self.frontier
+        return sorted(e for e in self.log[: self.count] if e[0] >= first)
 
 
 class Ledger:
@@ -49,7 +59,10 @@ class Ledger:
     def __init__(self, untaken: Callable[[], tuple[int, Position | None]]) -> None:
         self._untaken = untaken  # the next input index not taken yet, and its position
         self.pending: dict[int, tuple[int, Position | None]] = {}  # base -> (size, position)
-        self.done: dict[int, int] = {}  # sent slices beyond the frontier: base -> size
+        self._lowest: list[int] = []  # a heap of pending bases (some already gone): the frontier
+        # Slices sent, in order, and since the last compaction: the marks' delivered sets.
+        self.log: list[tuple[int, int]] = []
+        self._kept = 0  # the log's length after the last compaction
         self.last: Sent | None = None
         # Set by restore: the slices to send first, in order, and the input ranges to drop.
         self.replay: list[tuple[int, int]] = []
@@ -61,26 +74,35 @@ class Ledger:
     # -- running -----------------------------------------------------------------------------
     def taken(self, base: int, size: int, at: Position | None) -> None:
         self.pending[base] = (size, at)
+        heapq.heappush(self._lowest, base)
 
     def sent(self, base: int, size: int) -> Sent:
         """The mark of the send of slice (base, size), made right before it enters the stream."""
         frontier, at = self._frontier()
-        node = Sent(frontier, at, tuple(sorted(self.done.items())), (base, size))
+        node = Sent(frontier, at, self.log, (base, size))
         if self.last is not None:
             self.last.next = node
         self.last = node
-        for b in [b for b in self.pending if base <= b < base + size]:
-            del self.pending[b]  # a replayed slice may have been computed in pieces
-        self.done[base] = size
-        low, _ = self._frontier()
-        for b in [b for b in self.done if b < low]:
-            del self.done[b]
+        got = self.pending.pop(base, None)
+        if got is None or got[0] < size:  # a replayed slice computed in pieces
+            for b in [b for b in self.pending if base <= b < base + size]:
+                del self.pending[b]
+        self.log.append((base, size))
+        if len(self.log) > 2 * self._kept + 64:
+            # Sends below the frontier are in every later mark's prefix: drop them, in a new
+            # list (the marks made so far keep theirs).
+            low, _ = self._frontier()
+            self.log = [e for e in self.log if e[0] >= low]
+            self._kept = len(self.log)
         return node
 
     def _frontier(self) -> tuple[int, Position | None]:
-        if self.pending:
-            base = min(self.pending)
-            return base, self.pending[base][1]
+        lowest, pending = self._lowest, self.pending
+        while lowest and lowest[0] not in pending:
+            heapq.heappop(lowest)
+        if lowest:
+            base = lowest[0]
+            return base, pending[base][1]
         return self._untaken()
 
     # -- saving ------------------------------------------------------------------------------
@@ -95,7 +117,7 @@ class Ledger:
             walk = walk.next
         state: dict[str, Any] = {
             "frontier": first,
-            "done": _merged([[b - first, n] for b, n in node.done if b >= first]),
+            "done": _merged([[b - first, n] for b, n in node.done()]),
             "replay": _merged(replay),
         }
         if k:
@@ -108,7 +130,8 @@ class Ledger:
         self.start = first
         self.drop = {first + int(b): int(n) for b, n in state["done"]}
         self.replay = [(first + int(b), int(n)) for b, n in state["replay"]]
-        self.done = dict(self.drop)
+        self.log = sorted(self.drop.items())  # delivered before: in every mark's set
+        self._kept = len(self.log)
         # Input indexes a slice must not straddle while resuming (starts and ends of ranges).
         edges = {b for b, _ in self.replay} | {b + n for b, n in self.replay}
         edges |= set(self.drop) | {b + n for b, n in self.drop.items()}

@@ -287,3 +287,39 @@ async def test_unordered_map_resumed_one_element_at_a_time() -> None:
     make, _ = UNORDERED["map unordered"]
     with anyio.fail_after(60):
         await check_resume(make, cuts=[1, 2, 3, 4, 5, 9, 10, 40, 41], ordered=False, chain=True)
+
+
+class _Reiterable:
+    """Iterable again and again, but not a sequence: a shuffle after it cannot seek."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self) -> Any:
+        return iter(range(self.n))
+
+
+SHUFFLE_SOURCES: dict[str, tuple[Callable[[], ap.Pipeline[Any]], str]] = {
+    "from_arrays": (
+        lambda: ap.from_arrays(np.arange(900), epochs=2, shuffle=True, seed=1),
+        "picked",
+    ),
+    "from_iterable list": (lambda: ap.from_iterable(list(range(900)), epochs=2), "picked"),
+    "from_iterable re-iterable": (lambda: ap.from_iterable(_Reiterable(900), epochs=2), "held"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHUFFLE_SOURCES))
+async def test_shuffle_refills_by_seeking_where_the_source_can(case: str) -> None:
+    source, how = SHUFFLE_SOURCES[case]
+
+    def make() -> ap.Pipeline[Any]:
+        return source().map(lambda x: int(x) * 2).shuffle(40, seed=3).batch(4)
+
+    with anyio.fail_after(60):
+        state = await _state_after(make(), 300)
+        await check_resume(make, cuts=[0, 1, 9, 100, 250, 449, 450], chain=True)
+    shuffle = state["at"][2]
+    assert how in shuffle, shuffle  # picked: the source sends the held rows first
+    if how == "picked":
+        assert len(state["at"][0]["pick"]) == shuffle["picked"]

@@ -240,6 +240,5 @@ def _picked(
         if at is None or at[0] is not source:
             return False
         rows.append(row_number(at[1], at[2]))
-    after = row_number(then[1], then[2])
-    out[source.slot] = {"pos": after, "pick": [after - r for r in rows]}
+    out[source.slot] = source.picked(rows, row_number(then[1], then[2]))  # type: ignore[attr-defined]
     return True

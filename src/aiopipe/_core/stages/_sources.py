@@ -66,6 +66,8 @@ class FromIterable(Stage):
     resumable = True
 
     def runner(self, ctx: RunContext) -> Runner:
+        if isinstance(self.obj, Sequence) and not self.one_shot:
+            return _SequenceIterableRunner(self)
         return _IterableRunner(self)
 
     def params(self) -> dict[str, Any]:
@@ -185,6 +187,46 @@ class _IterableRunner(Source):
                 await self._send(piece, outbox)
 
 
+class _SequenceIterableRunner(_IterableRunner):
+    """``from_iterable`` over a sequence (a list, a tuple, a range): it can seek, so a shuffle
+    after it resumes by having the rows it held sent first (see ``_SequenceRunner``). Row
+    numbers count over epochs: ``epoch * len(obj) + index``."""
+
+    def __init__(self, stage: FromIterable) -> None:
+        super().__init__(stage)
+        self.length = len(stage.obj)  # type: ignore[arg-type]
+        self.picks: tuple[int, ...] = ()
+
+    def row_number(self, mark: Any, k: int) -> int:
+        if isinstance(mark, Picks):
+            return mark.rows[mark.first + k] if mark.first + k < len(mark.rows) else mark.then
+        epoch, at = mark
+        return int(epoch) * self.length + int(at) + k
+
+    def picked(self, rows: list[int], then: int) -> dict[str, Any]:
+        epoch, index = divmod(then, self.length) if self.length else (0, 0)
+        return {"epoch": epoch, "index": index, "pick": [then - r for r in rows]}
+
+    def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
+        if isinstance(mark, Picks):
+            return self.picked(list(mark.rows[mark.first + k :]), mark.then)
+        return super().resolve(mark, k, out)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        then = self.epoch * self.length + self.at
+        self.picks = tuple(then - int(r) for r in state.get("pick", ()))
+
+    async def produce(self, worker: int, outbox: Outbox) -> None:
+        if self.picks:
+            obj: Sequence[Any] = self.stage.obj  # type: ignore[assignment]
+            then = self.epoch * self.length + self.at
+            for at in range(0, len(self.picks), MAX_CHUNK):
+                rows = [obj[r % self.length] for r in self.picks[at : at + MAX_CHUNK]]
+                await outbox.send(rows, at=(self, Picks(self.picks, at, then), 0))
+        await super().produce(worker, outbox)
+
+
 class FromSequences(Stage):
     """Rows of one or more equal-length sequences (numpy arrays, lists), optionally shuffled."""
 
@@ -286,6 +328,10 @@ class _SequenceRunner(Source):
                 else {"pos": mark.then}
             )
         return {"pos": int(mark) + k}
+
+    def picked(self, rows: list[int], then: int) -> dict[str, Any]:
+        """The state that sends ``rows`` (row numbers) first, then goes on from ``then``."""
+        return {"pos": then, "pick": [then - r for r in rows]}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.start = int(state["pos"])

@@ -275,17 +275,30 @@ class _CustomRunner(Runner):
                 await anyio.lowlevel.checkpoint()
 
     async def _drain(self, outbox: Outbox) -> None:
-        with self.out_recv:
-            while (chunk := await self._next_chunk()) is not None:
-                await self._send(outbox, chunk, None)
+        try:
+            with self.out_recv:
+                while (chunk := await self._next_chunk()) is not None:
+                    await self._send(outbox, chunk, None)
+        finally:
+            self._drainer_gone()
 
     async def _drain_marked(self, outbox: Outbox) -> None:
         """As ``_drain``, for elements sent as ``(element, mark)``: a chunk's mark is the
         tuple of its elements' marks."""
-        with self.out_recv:
-            while (pairs := await self._next_chunk()) is not None:
-                marks = tuple(m for _, m in pairs)
-                await self._send(outbox, [x for x, _ in pairs], (self, marks, 0))
+        try:
+            with self.out_recv:
+                while (pairs := await self._next_chunk()) is not None:
+                    marks = tuple(m for _, m in pairs)
+                    await self._send(outbox, [x for x, _ in pairs], (self, marks, 0))
+        finally:
+            self._drainer_gone()
+
+    def _drainer_gone(self) -> None:
+        # However the drainer ended (the next stage left, the run was cancelled, input ended),
+        # its end of the copies' stream is closed: a copy whose send then fails with
+        # BrokenResourceError has nobody to send to, which is not an error of the stage. (A
+        # copy that sends without a checkpoint sees that before it sees the cancellation.)
+        self.downstream_gone = True
 
     async def _next_chunk(self) -> list[Any] | None:
         """What the copies sent, as a chunk (at least one element); None once they all ended."""

@@ -31,7 +31,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import anyio
 import anyio.lowlevel
@@ -327,8 +327,32 @@ class _CustomRunner(Runner):
             raise
 
 
-class _CountingInbox(ObjectReceiveStream[Any]):
+class _Wrapper:
+    """What the stateful copy's two stream wrappers share: closing and statistics are the
+    wrapped memory object stream's."""
+
+    _stream: MemoryObjectReceiveStream[Any] | MemoryObjectSendStream[Any]
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def aclose(self) -> None:
+        self._stream.close()
+
+    def statistics(self) -> MemoryObjectStreamStatistics:
+        return self._stream.statistics()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _CountingInbox(_Wrapper, ObjectReceiveStream[Any]):
     """The stateful copy's inbox: a memory object receive stream that counts what it returns."""
+
+    _stream: MemoryObjectReceiveStream[Any]
 
     def __init__(self, stream: MemoryObjectReceiveStream[Any], runner: _CustomRunner) -> None:
         self._stream = stream
@@ -355,25 +379,12 @@ class _CountingInbox(ObjectReceiveStream[Any]):
     def clone(self) -> _CountingInbox:
         return _CountingInbox(self._stream.clone(), self._runner)
 
-    def close(self) -> None:
-        self._stream.close()
 
-    async def aclose(self) -> None:
-        self._stream.close()
-
-    def statistics(self) -> MemoryObjectStreamStatistics:
-        return self._stream.statistics()
-
-    def __enter__(self) -> _CountingInbox:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _MarkingOutbox(ObjectSendStream[Any]):
+class _MarkingOutbox(_Wrapper, ObjectSendStream[Any]):
     """The stateful copy's outbox: a memory object send stream that sends each element with
     its mark."""
+
+    _stream: MemoryObjectSendStream[Any]
 
     def __init__(self, stream: MemoryObjectSendStream[Any], runner: _CustomRunner) -> None:
         self._stream = stream
@@ -396,18 +407,3 @@ class _MarkingOutbox(ObjectSendStream[Any]):
 
     def clone(self) -> _MarkingOutbox:
         return _MarkingOutbox(self._stream.clone(), self._runner)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    async def aclose(self) -> None:
-        self._stream.close()
-
-    def statistics(self) -> MemoryObjectStreamStatistics:
-        return self._stream.statistics()
-
-    def __enter__(self) -> _MarkingOutbox:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

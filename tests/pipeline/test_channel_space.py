@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import anyio
 import pytest
 
-from aiopipe._core.engine._channel import Space
+from aiopipe._core.engine._channel import Inbox, Outbox, SendClock, Space, create_channel
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +118,48 @@ async def test_when_the_last_receiver_closes_waiting_senders_go_on() -> None:
             space.receiver_closed(other)
     assert outcome == ["broken"]
     send.close()
+
+
+@contextmanager
+def _ends(buffer: int) -> Iterator[tuple[Outbox, Inbox]]:
+    from aiopipe._core.observe._stats import StageStats
+
+    send, receive, space = create_channel(buffer)
+    stats = StageStats("s", 1, buffer)
+    outbox, inbox = Outbox(send, space, stats, 0, SendClock()), Inbox(receive, space, stats, 0)
+    try:
+        yield outbox, inbox
+    finally:
+        outbox.close()
+        inbox.close()
+
+
+async def test_small_sends_join_the_newest_untaken_chunk() -> None:
+    """``append`` adds to the stream's newest chunk until a receiver takes it, within the chunk
+    limit and the bound; the receiver then sees one chunk holding every send."""
+    told: list[tuple[int, int, int]] = []
+    with anyio.fail_after(5), _ends(8) as (outbox, inbox):  # chunks of at most 4
+        first = [0]
+        await outbox.send(first, at=("r", "m", 0))  # type: ignore[arg-type]
+        assert outbox.append(first, [1], lambda *a: told.append(a))
+        assert outbox.append(first, [2, 3])
+        assert not outbox.append(first, [4])  # the chunk is full (limit 4)
+        assert not outbox.append([0, 1, 2, 3], [4])  # not the stream's chunk
+        assert told == [(1, 0, 1)]  # outputs 1.. of the stage: its index is known now
+        assert await inbox.receive() == [0, 1, 2, 3]
+        assert inbox.position(3) == ("r", "m", 3)
+        second = [4]
+        await outbox.send(second)
+        assert await inbox.receive() == [4]
+        assert not outbox.append(second, [5])  # taken: a new send is needed
+
+
+async def test_append_respects_the_bound() -> None:
+    with anyio.fail_after(5), _ends(4) as (outbox, inbox):  # chunks of at most 2, 4 in all
+        a, b = [0, 1], [2]
+        await outbox.send(a)
+        await outbox.send(b)
+        assert outbox.append(b, [3])
+        assert not outbox.append(b, [4])  # chunk limit
+        assert await inbox.receive() == [0, 1]
+        assert await inbox.receive() == [2, 3]

@@ -353,6 +353,31 @@ async def test_urls_resume(url_files: list[str], parallel: int, deterministic: b
     await resume(make, cuts=[0, 3, 64, 120, 161], ordered=ordered)
 
 
+@pytest.fixture(scope="module")
+def one_record_objects() -> Iterator[list[str]]:
+    from aiopipe.testing import ObjectServer
+
+    objects = {f"/one/{i:03d}": _record(i, 0) for i in range(60)}
+    with ObjectServer(objects) as server:
+        server.hold_until = 8  # the lanes' responses come together: their records share chunks
+        yield [server.url + name for name in objects]
+
+
+@pytest.mark.parametrize("then", ["none", "batch", "shuffle"])
+async def test_lanes_of_one_record_each_resume(one_record_objects: list[str], then: str) -> None:
+    """Records that joined the chunk of another lane's record resume exactly too."""
+
+    def make() -> ap.Pipeline[Any]:
+        pipe = ap.from_files(one_record_objects).read(ap.readers.WholeFile(), parallel=8)
+        if then == "batch":
+            return pipe.batch(7, collate=list)
+        return pipe.shuffle(16, seed=3) if then == "shuffle" else pipe
+
+    flatten = (lambda b: b) if then == "batch" else None
+    cuts = [0, 1, 4, 8] if then == "batch" else [0, 1, 5, 9, 30, 59]
+    await resume(make, cuts=cuts, ordered=False, flatten=flatten)
+
+
 def test_fixed_length_records_resume_by_seeking(tmp_path: Path) -> None:
     (path,) = fixed_files(tmp_path, [50])
     reader = ap.readers.FixedLengthRecords(6)

@@ -97,7 +97,17 @@ class Space:
     has room for. A send that fits costs two integer operations and no checkpoint.
     """
 
-    __slots__ = ("_event", "_waiters", "capacity", "closed", "failed", "skip", "stamps", "used")
+    __slots__ = (
+        "_event",
+        "_waiters",
+        "capacity",
+        "closed",
+        "failed",
+        "skip",
+        "stamps",
+        "tail",
+        "used",
+    )
 
     def __init__(self, capacity: int) -> None:
         """Call inside the event loop that will use it."""
@@ -114,6 +124,9 @@ class Space:
         # Outputs the stage drops before sending anything (a resumed stage replaying to its
         # position), shared by all of its workers.
         self.skip = 0
+        # The newest chunk in the stream while no receiver has taken it: small sends may join
+        # it (``Outbox.append``) instead of costing a chunk and a wake-up each.
+        self.tail: Chunk | None = None
         # The running backend's Event class, looked up once: ``anyio.Event()`` finds the backend
         # on every call, which made up a third of the cost of a wait on W1.
         self._event: Callable[[], anyio.Event] = type(anyio.Event())
@@ -233,6 +246,32 @@ class Outbox:
             on_sent = _shifted(on_sent, dropped)
         return items[dropped:], on_sent, shifted(at, dropped)
 
+    def append(self, chunk: Chunk, items: Chunk, on_sent: OnSent | None = None) -> bool:
+        """Add ``items`` to ``chunk`` if it is still the newest chunk in the stream, untaken, with
+        room for them; False (nothing done) otherwise, and the caller sends them as usual.
+
+        A stage whose workers each send a few elements at a time (a read's lanes of one record
+        per object) then costs downstream one chunk and one wake-up for many sends, not one per
+        send. Only the caller knows whether the elements may share ``chunk``'s position: a
+        chunk's elements are ``shifted`` from the position of its first.
+        """
+        space = self._space
+        n = len(items)
+        if (
+            space.tail is not chunk
+            or space.skip
+            or space.closed
+            or len(chunk) + n > self._limit
+            or not space.fits(n)
+        ):
+            return False
+        chunk.extend(items)
+        space.used += n
+        if on_sent is not None:
+            on_sent(self._stats.items_out, 0, n)
+        self._stats.items_out += n
+        return True
+
     async def send_before_failing(
         self, items: Chunk, on_sent: OnSent | None = None, at: Position | Late | None = None
     ) -> None:
@@ -285,6 +324,7 @@ class Outbox:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._space.stamps.pop(id(items), None)
             raise DownstreamClosed from None
+        self._space.tail = items
         if on_sent is not None:
             on_sent(self._stats.items_out, 0, n)
         self._stats.items_out += n
@@ -366,6 +406,8 @@ class Inbox:
     def _took(self, items: Chunk) -> Chunk:
         n = len(items)
         space = self._space
+        if items is space.tail:
+            space.tail = None
         space.give(n)
         self.stamp = space.stamps.pop(id(items), None)
         self._count = n

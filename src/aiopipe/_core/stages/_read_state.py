@@ -37,11 +37,16 @@ _Entry = tuple[str, int, "Position | None"]
 class Node:
     """The mark of one piece of a lane-mode read's output (see the module docstring)."""
 
-    __slots__ = ("files", "next", "next_at", "next_index", "runs")
+    __slots__ = ("after", "next", "next_at", "next_index", "runs", "size")
 
     def __init__(self, runs: tuple[tuple[int, int], ...]) -> None:
         self.runs = runs
-        self.files: tuple[tuple[int, _Entry], ...] = ()
+        self.size = sum(n for _, n in runs)
+        # What the ledger's files were before each change made from this piece's entry to the
+        # next piece's, in order: ``(index, entry or None)``. Undone newest first, these give
+        # the ledger as it was at any node, without a copy of it per piece (a copy cost
+        # O(open files) per piece: with 1,024 lanes of one record each, most of a run).
+        self.after: list[tuple[int, _Entry | None]] = []
         self.next_index = 0
         self.next_at: Position | None = None
         self.next: Node | None = None
@@ -84,25 +89,37 @@ class Ledger:
         self.next_index = 0
         self.next_at: Position | None = None
         self.last: Node | None = None
+        self.tail: list[Any] | None = None  # the chunk of the newest piece sent
 
     def taken(self, base: int, paths: Sequence[Any], at: Position | None) -> list[str]:
         """A lane took ``paths``, input indexes ``base ..``: they are open until they end."""
         names = [os.fspath(p) for p in paths]
         for i, path in enumerate(names):
-            self.files[base + i] = (path, 0, shifted(at, i))
+            self._set(base + i, (path, 0, shifted(at, i)))
         self.next_index = base + len(names)
         self.next_at = shifted(at, len(names))
         return names
 
     def ended(self, index: int) -> None:
-        self.files.pop(index, None)
+        if index in self.files:
+            self._set(index, None)
+
+    def _set(self, index: int, entry: _Entry | None) -> None:
+        """Change one file's entry, remembering the old one on the newest node."""
+        files = self.files
+        if self.last is not None:
+            self.last.after.append((index, files.get(index)))
+        if entry is None:
+            del files[index]
+        else:
+            files[index] = entry
 
     def passed(self, index: int, n: int) -> None:
         """``n`` records of file ``index`` were passed over without being sent (a bad record
         skipped under ``on_error="skip"``): a resumed read starts after them too."""
         entry = self.files.get(index)
         if entry is not None:
-            self.files[index] = (entry[0], entry[1] + n, entry[2])
+            self._set(index, (entry[0], entry[1] + n, entry[2]))
 
     def delivered(self, index: int) -> int:
         entry = self.files.get(index)
@@ -121,6 +138,8 @@ class Ledger:
     ) -> None:
         """Send ``items`` (made of ``runs``) in pieces of at most the stream's chunk size, each
         with a node of its own that is filled in as the piece enters the stream."""
+        if not failing and self.tail is not None and self._joined(outbox, items, runs, on_sent):
+            return
         limit = outbox.limit
         start, r, used = 0, 0, 0  # runs[r] has ``used`` records in earlier pieces
         while start < len(items):
@@ -138,11 +157,30 @@ class Ledger:
             node = Node(tuple(piece_runs))
             told = self._filler(node, on_sent, start)
             piece, at = items[start:stop], (self.runner, node, 0)
+            self.tail = piece
             if failing:
                 await outbox.send_before_failing(piece, told, at)
             else:
                 await outbox.send(piece, told, at)
             start = stop
+
+    def _joined(
+        self,
+        outbox: Outbox,
+        items: list[Any],
+        runs: Runs,
+        on_sent: Callable[[int, int, int], None] | None,
+    ) -> bool:
+        """Add ``items`` to the chunk of the newest piece if nobody has taken it yet.
+
+        They get a node of their own, next in the chain, which is what their positions reach:
+        a position ``k`` past the end of a node's records is ``k - size`` into the next node
+        (:meth:`resolve`). Lanes of one record each (an object store's small objects) then cost
+        the stages downstream one chunk per many records instead of one each.
+        """
+        assert self.tail is not None
+        node = Node(tuple(runs))
+        return outbox.append(self.tail, items, self._filler(node, on_sent, 0))
 
     def _filler(
         self, node: Node, on_sent: Callable[[int, int, int], None] | None, base: int
@@ -156,21 +194,41 @@ class Ledger:
 
     def _entered(self, node: Node) -> None:
         """The piece of ``node`` is in the stream: the ledger before it becomes its mark."""
-        node.files = tuple(self.files.items())
         node.next_index, node.next_at = self.next_index, self.next_at
+        if self.last is not None:
+            self.last.next = node
+        self.last = node
         files = self.files
         for index, n in node.runs:
             entry = files.get(index)
             if entry is not None:
-                files[index] = (entry[0], entry[1] + n, entry[2])
-        if self.last is not None:
-            self.last.next = node
-        self.last = node
+                self._set(index, (entry[0], entry[1] + n, entry[2]))
+
+    def _files_at(self, node: Node) -> dict[int, _Entry]:
+        """The files as they were when ``node``'s piece entered the stream: the ledger now,
+        with every change made since undone, newest first. Costs the changes since ``node``,
+        which the stream's bound keeps small."""
+        logs = []
+        walk: Node | None = node
+        while walk is not None:
+            logs.append(walk.after)
+            walk = walk.next
+        files = dict(self.files)
+        for log in reversed(logs):
+            for index, old in reversed(log):
+                if old is None:
+                    files.pop(index, None)
+                else:
+                    files[index] = old
+        return files
 
     # -- resolving ---------------------------------------------------------------------------
 
     def resolve(self, node: Node, k: int, out: dict[int, Any]) -> dict[str, Any]:
-        files = dict(node.files)
+        while k > node.size and node.next is not None:
+            k -= node.size  # past this node's records: into pieces that joined its chunk
+            node = node.next
+        files = self._files_at(node)
         rest: Runs = []
         for index, n in node.runs:
             now = min(k, n)

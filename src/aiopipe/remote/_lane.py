@@ -1,6 +1,6 @@
 """Where a read stage meets object storage: async downloads feeding a reader's sync decoder.
 
-A lane of ``.read()`` that meets a URL stays on the event loop: ``stream_object`` keeps the
+A lane of ``.read()`` that meets a URL stays on the event loop: ``stream_rest`` keeps the
 object's ranged GETs in flight and hands each range, in order, to the reader's incremental
 decoder (``reader.decoder(path, keys=..., size=...)``: ``feed(chunk, out)`` appends the records
 the chunk completes, ``end(out)`` the last ones or raises for a truncated file). Small ranges are
@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from ._session import Session
-from ._stream import fetch_range, stream_object
+from ._stream import fetch_range, stream_rest
 from ._url import parse_url
 
 __all__ = ["head_bytes", "iter_url", "read_url"]
@@ -35,21 +35,33 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
     """
     url = parse_url(path)
     store = session.store(url, getattr(reader, "storage_options", None))
-    decoder: Any = None
+    step = store.options.range_bytes
+    data, size = await fetch_range(store, url, 0, step)
+    decoder = reader.decoder(path, keys=keys, size=size)
+    if len(data) >= size if size is not None else len(data) < step:
+        # The whole object in one response (most objects of a data set of small files): fed and
+        # ended in one step, one emit.
+        await _run(decoder.feed, data, emit, big=len(data) > INLINE_BYTES, end=decoder.end)
+        return
 
     async def sink(chunk: bytes, size: int | None) -> None:
-        nonlocal decoder
-        if decoder is None:
-            decoder = reader.decoder(path, keys=keys, size=size)
         await _run(decoder.feed, chunk, emit, big=len(chunk) > INLINE_BYTES)
 
-    await stream_object(store, url, sink)
-    if decoder is None:  # pragma: no cover - stream_object always delivers the first range
-        decoder = reader.decoder(path, keys=keys, size=0)
+    await sink(data, size)
+    await stream_rest(store, url, data, size, sink)
     await _run(decoder.end, None, emit, big=False)
 
 
-async def _run(step: Callable[..., None], chunk: bytes | None, emit: Emit, *, big: bool) -> None:
+async def _run(
+    step: Callable[..., None],
+    chunk: bytes | None,
+    emit: Emit,
+    *,
+    big: bool,
+    end: Callable[[list[Any]], None] | None = None,
+) -> None:
+    """``step(chunk, out)`` (``step(out)`` without a chunk), then ``end(out)`` if given, and the
+    records made emitted."""
     out: list[Any] = []
     args = (out,) if chunk is None else (chunk, out)
     try:
@@ -57,6 +69,8 @@ async def _run(step: Callable[..., None], chunk: bytes | None, emit: Emit, *, bi
             await anyio.to_thread.run_sync(step, *args)
         else:
             step(*args)
+        if end is not None:
+            end(out)
     except Exception:
         if out:
             await emit(out)  # the records before the failure still count

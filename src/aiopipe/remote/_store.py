@@ -64,7 +64,6 @@ class Store(abc.ABC):
         GETs cost our test server 60 % more CPU, and real stores bill them alike), and a large
         one the same bytes as a ranged GET, plus a new connection for the next range.
         """
-        what = describe_range(start, stop)
         whole = start == 0 and stop is not None
         headers = {} if whole else {"Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
         try:
@@ -72,9 +71,9 @@ class Store(abc.ABC):
                 "GET", url, headers, max_body=stop if whole else None
             )
         except TransientError as exc:
-            raise TransientError(f"{url}: {what}: {exc}") from None
+            raise TransientError(f"{url}: {describe_range(start, stop)}: {exc}") from None
         except RemoteError as exc:
-            raise RemoteError(f"{url}: {what}: {exc}") from None
+            raise RemoteError(f"{url}: {describe_range(start, stop)}: {exc}") from None
         if status == 206:
             return body, _total(head.get("content-range", ""))
         if status == 200:  # the whole object (or its first ``stop`` bytes), or a range ignored
@@ -83,6 +82,7 @@ class Store(abc.ABC):
             return body[start:stop], total
         if status == 416:
             return b"", None if start else 0  # an empty object has no byte 0
+        what = describe_range(start, stop)
         raise status_error(status, str(url), what, body, _retry_after(head))
 
 

@@ -17,7 +17,7 @@ import anyio
 from ._store import Store
 from ._url import ObjectUrl
 
-__all__ = ["fetch_range", "stream_object"]
+__all__ = ["fetch_range", "stream_rest"]
 
 Sink = Callable[[bytes, int | None], Awaitable[None]]
 
@@ -29,11 +29,12 @@ async def fetch_range(
     return await store.options.retry.call(lambda: store.get(url, start, stop))
 
 
-async def stream_object(store: Store, url: ObjectUrl, sink: Sink) -> None:
-    """Call ``await sink(chunk, size)`` for the object's bytes, in order, chunk by chunk."""
+async def stream_rest(
+    store: Store, url: ObjectUrl, data: bytes, size: int | None, sink: Sink
+) -> None:
+    """Call ``await sink(chunk, size)`` for the rest of the object's bytes, in order, after its
+    first range ``data`` (which the caller had, and learnt ``size`` from)."""
     step = store.options.range_bytes
-    data, size = await fetch_range(store, url, 0, step)
-    await sink(data, size)
     if size is None or len(data) >= size:
         if size is None and len(data) == step:
             await _sequential(store, url, sink, step)  # size unknown: read on until a short range

@@ -757,6 +757,9 @@ def _w5_grain(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float,
         .to_iter_dataset()
         .mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
     )
+    # mp_prefetch starts a process-wide pool of 4 threads (1 + 3 handlers) that frees shared
+    # memory, on first use, and never stops it: started here, as Grain does, it is no leftover.
+    grain.multiprocessing.SharedMemoryArray.enable_async_del(1)
     # Its multiprocessing pool's handler threads take a few seconds to wind down after close().
     with _joined_threads(timeout=30.0), _closing_iter(ds) as it:
         return _w5_sum(it)

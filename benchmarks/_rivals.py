@@ -32,6 +32,7 @@ from _common import discount, have, untimed
 
 if TYPE_CHECKING:
     from w2b_slow_storage import Store
+    from w6_object_store import Probe
 
 T = TypeVar("T")
 
@@ -756,6 +757,9 @@ def _w5_grain(fn: Callable[[Any], np.ndarray], items: list[Any]) -> tuple[float,
         .to_iter_dataset()
         .mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
     )
+    # mp_prefetch starts a process-wide pool of 4 threads (1 + 3 handlers) that frees shared
+    # memory, on first use, and never stops it: started here, as Grain does, it is no leftover.
+    grain.multiprocessing.SharedMemoryArray.enable_async_del(1)
     # Its multiprocessing pool's handler threads take a few seconds to wind down after close().
     with _joined_threads(timeout=30.0), _closing_iter(ds) as it:
         return _w5_sum(it)
@@ -792,3 +796,215 @@ def w5_systems() -> dict[str, W5System]:
             ("spdl", "SPDL pipe(process pool of 2)", _w5_spdl),
         ]
     )
+
+
+# -- W6: object store, GETs of 16 KiB with 20 ms before each response -> batch 64 -----------------
+
+W6Result = tuple[int, int]  # (objects, bytes)
+W6System = Callable[[list[str], int, "Probe"], W6Result]
+W6_THREADS = 64  # the thread-pool rivals' threads, as the issue sets them
+W6_WORKERS = 16  # DataLoader's worker processes
+W6_ASYNC = 256  # SPDL's requests in flight, as aiopipe's 256 row
+
+
+def blocking_get(url_example: str) -> Callable[[str], bytes]:
+    """``get(url) -> body`` over one keep-alive ``http.client`` connection per thread and process.
+
+    What a thread-pool loader's user writes with the standard library. The connection is keyed by
+    process too: a DataLoader worker forked from a parent that already fetched must not share its
+    socket.
+    """
+    import http.client
+    import os
+    from urllib.parse import urlsplit
+
+    local = threading.local()
+    host = urlsplit(url_example).netloc
+
+    def get(url: str) -> bytes:
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn, local.pid = http.client.HTTPConnection(host), os.getpid()
+            local.conn = conn
+        conn.request("GET", urlsplit(url).path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise OSError(f"GET {url}: HTTP {resp.status}")
+        return body
+
+    return get
+
+
+def _w6_tally(batches: Iterable[Any], probe: Probe) -> W6Result:
+    """Objects and bytes of every batch (each a sequence of bodies); the probe samples per batch."""
+    count = total = 0
+    for batch in batches:
+        count += len(batch)
+        total += sum(map(len, batch))
+        probe.sample()
+    return count, total
+
+
+class _W6Objects:
+    """DataLoader's map-style dataset: item ``i`` is the body of ``urls[i]``, fetched blocking."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.get = blocking_get(urls[0])
+
+    def __len__(self) -> int:
+        return len(self.urls)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.get(self.urls[i])
+
+
+def w6_torch(urls: list[str], concurrency: int, probe: Probe) -> W6Result:
+    from torch.utils.data import DataLoader
+    from w6_object_store import BATCH
+
+    # Worker processes (fork), each fetching its batches one object after another: `concurrency`
+    # requests in flight. in_order=False: aiopipe's read delivers in completion order too.
+    loader = DataLoader(
+        _W6Objects(urls),
+        batch_size=BATCH,
+        num_workers=concurrency,
+        collate_fn=list,
+        in_order=False,
+    )
+    with _joined_threads():
+        return _w6_tally(loader, probe)
+
+
+def w6_torchdata(urls: list[str], concurrency: int, probe: Probe) -> W6Result:
+    from torchdata.nodes import Batcher, IterableWrapper, Loader, ParallelMapper
+    from w6_object_store import BATCH
+
+    node = ParallelMapper(
+        IterableWrapper(urls),
+        blocking_get(urls[0]),
+        num_workers=concurrency,
+        method="thread",
+        in_order=False,
+    )
+    with _joined_threads():
+        return _w6_tally(Loader(Batcher(node, batch_size=BATCH, drop_last=False)), probe)
+
+
+def w6_grain(urls: list[str], concurrency: int, probe: Probe) -> W6Result:
+    import grain
+    from w6_object_store import BATCH
+
+    # Fetch per element before batching, so `concurrency` fetches are in flight; the buffer
+    # (>= num_threads, as Grain asks) keeps every thread busy. batch_fn=list: bodies, not arrays.
+    options = grain.ReadOptions(num_threads=concurrency, prefetch_buffer_size=2 * concurrency)
+    ds = (
+        grain.MapDataset.source(urls)
+        .map(blocking_get(urls[0]))
+        .to_iter_dataset(options)
+        .batch(BATCH, batch_fn=list)
+    )
+    with _joined_threads(), _closing_iter(ds) as it:
+        return _w6_tally(it, probe)
+
+
+def w6_spdl(urls: list[str], concurrency: int, probe: Probe) -> W6Result:
+    from spdl.pipeline import PipelineBuilder
+    from w6_object_store import BATCH
+
+    from aiopipe.remote._http import HttpClient
+
+    # aiopipe's own HTTP client, so that the row compares the two engines and not two clients
+    # (it spends less CPU per request than aiohttp: see aiopipe/remote/_http.py). It opens its
+    # connections on SPDL's event loop at the first request; the child process's exit closes them.
+    client = HttpClient()
+
+    async def get(url: str) -> bytes:
+        return (await client.request("GET", url)).body
+
+    pipeline = (
+        PipelineBuilder()
+        .add_source(_async_items(urls))
+        .pipe(get, concurrency=concurrency)
+        .aggregate(BATCH)
+        .add_sink(3)
+        # One thread, for the thread-backed sink's blocking put; the GETs are async.
+        .build(num_threads=1, use_thread_output_queue=True)
+    )
+    with _joined_threads(), pipeline.auto_stop():
+        return _w6_tally(pipeline, probe)
+
+
+def w6_tf_data(urls: list[str], concurrency: int, probe: Probe) -> W6Result:
+    import tensorflow as tf
+    from w6_object_store import BATCH
+
+    get = blocking_get(urls[0])
+
+    def fetch(url: Any) -> Any:
+        return tf.numpy_function(lambda u: get(u.decode()), [url], tf.string, stateful=True)
+
+    # A private pool of `concurrency` threads: by default tf.data runs map calls on a pool of one
+    # thread per core, which caps a blocking fetch at 2 in flight here whatever num_parallel_calls.
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = concurrency
+    ds = (
+        tf.data.Dataset.from_tensor_slices(urls)
+        .map(fetch, num_parallel_calls=concurrency, deterministic=False)
+        .batch(BATCH)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+    return _w6_tally((b.numpy() for b in ds), probe)
+
+
+# What each rival's child process imports before its clock starts: a training job has its
+# loader's package imported long before it reads (TensorFlow's import alone takes seconds here).
+W6_IMPORTS = {
+    "torch": "torch.utils.data",
+    "torchdata": "torchdata.nodes",
+    "grain": "grain",
+    "spdl": "spdl.pipeline",
+    "tensorflow": "tensorflow",
+}
+
+
+def w6_imports(system: str) -> str | None:
+    """The module to import before timing ``system`` (None: not a rival)."""
+    return next((W6_IMPORTS[pkg] for pkg, name, _ in _w6_candidates() if name == system), None)
+
+
+def w6_systems() -> dict[str, tuple[W6System, int]]:
+    """W6 rivals: ``(fn(urls, in_flight, probe) -> (objects, bytes), requests in flight)``."""
+    return _installed(_w6_candidates())
+
+
+def _w6_candidates() -> list[tuple[str, str, tuple[W6System, int]]]:
+    return [
+        (
+            "torch",
+            f"torch DataLoader(num_workers={W6_WORKERS}), blocking http.client",
+            (w6_torch, W6_WORKERS),
+        ),
+        (
+            "torchdata",
+            f"torchdata.nodes ParallelMapper(threads={W6_THREADS}), blocking http.client",
+            (w6_torchdata, W6_THREADS),
+        ),
+        (
+            "grain",
+            f"Grain ReadOptions(num_threads={W6_THREADS}), blocking http.client",
+            (w6_grain, W6_THREADS),
+        ),
+        (
+            "spdl",
+            f"SPDL pipe(async GET, concurrency={W6_ASYNC}), aiopipe's HTTP client",
+            (w6_spdl, W6_ASYNC),
+        ),
+        (
+            "tensorflow",
+            f"tf.data map(numpy_function GET, {W6_THREADS} parallel), blocking http.client",
+            (w6_tf_data, W6_THREADS),
+        ),
+    ]

@@ -6,14 +6,20 @@ URLs with ``from_files(urls).read(WholeFile(), parallel=C).batch(64)`` at C = 25
 flight. The ideal wall time is ``objects x latency / C``. Every system runs in a child process of
 its own, which reports its wall time, peak RSS and the most threads it had. References in the
 same run: a hand-written anyio task group on the same HTTP client (the floor of our overhead), and
-64 threads each with a blocking ``http.client`` connection (what thread-pool loaders do).
+64 threads each with a blocking ``http.client`` connection (what thread-pool loaders do). Rivals,
+when installed (``make bench-rivals``; see ``_rivals.w6_systems``): DataLoader with 16 worker
+processes, torchdata.nodes and Grain with 64 threads, tf.data with 64 parallel calls (each with a
+blocking client), and SPDL with 256 async GETs; the target's second half, ahead of every rival,
+is judged when one ran.
 
     python benchmarks/w6_object_store.py [--quick] [--runs R] [--json PATH] [--chart DIR]
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _rivals
 from _common import Timing, Workload, check_equal, standalone, timed_workload
 
 LATENCY = 0.02
@@ -30,21 +37,69 @@ BATCH = 64
 TARGET = 1.25
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _status(field: str, pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (DataLoader's workers), from ``/proc/PID/task/TID/children``."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:  # the thread or process ended meanwhile
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
 class Probe:
-    """Peak threads, sampled once per batch by the consumer (no sampling thread of its own)."""
+    """Peak threads and memory, sampled once per batch by the consumer (no sampling thread).
+
+    Threads are counted over the whole process tree. Memory is this process's peak RSS plus the
+    largest sum seen of its child processes' PSS: their proportional share, so that pages shared
+    since a fork are not counted once per DataLoader worker. The tree is walked at most every
+    ``TREE_S``, so that sampling costs the fast systems nothing measurable.
+    """
+
+    TREE_S = 0.2
 
     def __init__(self) -> None:
         self.threads = _status("Threads")
+        self.children_kb = 0
+        self._next_tree = 0.0
 
     def sample(self) -> None:
         self.threads = max(self.threads, _status("Threads"))
+        now = time.monotonic()
+        if now < self._next_tree:
+            return
+        self._next_tree = now + self.TREE_S
+        threads, pss = _status("Threads"), 0
+        for pid in _descendants(os.getpid()):
+            try:
+                threads += _status("Threads", pid)
+                pss += _pss_kb(pid)
+            except OSError:  # a worker that exited meanwhile
+                continue
+        self.threads = max(self.threads, threads)
+        self.children_kb = max(self.children_kb, pss)
+
+    def rss_mb(self) -> float:
+        return (_status("VmHWM") + self.children_kb) / 1024
 
 
 def run_aiopipe(urls: list[str], concurrency: int, probe: Probe) -> tuple[int, int]:
@@ -101,25 +156,12 @@ def run_task_group(urls: list[str], concurrency: int, probe: Probe) -> tuple[int
 
 def run_threads_prefetch(urls: list[str], concurrency: int, probe: Probe) -> tuple[int, int]:
     """The same threads kept busy: every URL submitted at once, results taken in order."""
-    import http.client
-    import threading
     from concurrent.futures import ThreadPoolExecutor
-    from urllib.parse import urlsplit
-
-    local = threading.local()
-    host = urlsplit(urls[0]).netloc
-
-    def fetch(url: str) -> bytes:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(host)
-        conn.request("GET", urlsplit(url).path)
-        return conn.getresponse().read()
 
     count = total = 0
     batch: list[bytes] = []
     with ThreadPoolExecutor(concurrency) as pool:
-        for body in pool.map(fetch, urls):
+        for body in pool.map(_rivals.blocking_get(urls[0]), urls):
             batch.append(body)
             if len(batch) == BATCH:
                 count += len(batch)
@@ -137,8 +179,16 @@ SYSTEMS: dict[str, tuple[Any, int]] = {
 }
 
 
+def all_systems() -> dict[str, tuple[Any, int]]:
+    """Ours and the references, then the rivals that are installed."""
+    return SYSTEMS | _rivals.w6_systems()
+
+
 def child(system: str, base: str, n: int) -> None:
-    fn, concurrency = SYSTEMS[system]
+    fn, concurrency = all_systems()[system]
+    # Imports are not on the clock: ours, and the rival's package (TensorFlow's takes seconds).
+    importlib.import_module("aiopipe.remote._http")
+    importlib.import_module(_rivals.w6_imports(system) or "aiopipe")
     urls = [f"{base}/bucket/obj-{i:05d}" for i in range(n)]
     probe = Probe()
     t0 = time.perf_counter()
@@ -146,7 +196,7 @@ def child(system: str, base: str, n: int) -> None:
     wall = time.perf_counter() - t0
     check_equal(f"W6 {system} objects", count, n)
     check_equal(f"W6 {system} bytes", total, n * SIZE)
-    print(json.dumps({"wall": wall, "rss_mb": _status("VmHWM") / 1024, "threads": probe.threads}))
+    print(json.dumps({"wall": wall, "rss_mb": probe.rss_mb(), "threads": probe.threads}))
 
 
 def _spawn(*args: str) -> dict[str, float]:
@@ -216,15 +266,24 @@ def run(*, quick: bool = False, runs: int | None = None) -> Workload:
         f"object server alone (no latency, 256 connections): {rate:,.0f} req/s; "
         f"{per_cpu:,.0f} requests per server CPU-second"
     )
+    rivals = _rivals.w6_systems()
+    walls: dict[str, float] = {}
     srv = Server(n, LATENCY)
     try:
-        for name, (_, concurrency) in SYSTEMS.items():
+        for name, (_, concurrency) in (SYSTEMS | rivals).items():
             if quick and concurrency != 256:
-                continue  # --quick: a smoke run of the two 256-in-flight systems
-            if not quick:
-                _spawn(name, srv.url, str(min(n, 2000)))  # warm-up: imports, page cache
-            results = [_spawn(name, srv.url, str(n)) for _ in range(runs)]
+                continue  # --quick: a smoke run of the 256-in-flight systems
+            try:
+                if not quick:
+                    _spawn(name, srv.url, str(min(n, 2000)))  # warm-up: imports, page cache
+                results = [_spawn(name, srv.url, str(n)) for _ in range(runs)]
+            except subprocess.SubprocessError as exc:
+                if name not in rivals:
+                    raise
+                w.note(f"{name} failed: {_failure(exc)}")  # a rival that breaks is reported
+                continue
             t = Timing(tuple(r["wall"] for r in results))
+            walls[name] = t.median
             ideal = n * LATENCY / concurrency
             ratio = t.median / ideal
             kw: dict[str, Any] = {"ratio": ratio, "ratio_to": f"of ideal {ideal:.2f} s"}
@@ -237,8 +296,45 @@ def run(*, quick: bool = False, runs: int | None = None) -> Workload:
             w.add(name, "threads", "threads", threads, higher_is_better=False)
     finally:
         srv.stop()
+    ahead_of_rivals(w, walls, [name for name in rivals if name in walls])
     w.note("ideal = objects x latency / in flight; every system runs in a child process")
+    w.note(
+        "threads: the most seen in the system's process tree; peak RSS: the process's peak plus "
+        "its worker processes' PSS (DataLoader), sampled every 0.2 s"
+    )
     return w
+
+
+OURS_256 = "aiopipe read(WholeFile, parallel=256)"
+
+
+def ahead_of_rivals(w: Workload, walls: dict[str, float], rivals: list[str]) -> None:
+    """The target's second half: aiopipe at 256 in flight ahead of every rival in this run."""
+    if not rivals:
+        w.note("'ahead of every rival' is judged with the rivals installed (make bench-rivals)")
+        return
+    if OURS_256 not in walls:
+        return
+    fastest = min(rivals, key=walls.__getitem__)
+    ratio = walls[OURS_256] / walls[fastest]
+    w.add(
+        OURS_256,
+        "wall / fastest rival's",
+        "x",
+        round(ratio, 3),
+        higher_is_better=False,
+        target="< 1 (ahead of every rival)",
+        met=ratio < 1.0,
+    )
+    w.note(f"fastest rival in this run: {fastest}, {walls[fastest]:.2f} s")
+
+
+def _failure(exc: subprocess.SubprocessError) -> str:
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"no result after {exc.timeout:.0f} s"
+    stderr = getattr(exc, "stderr", "") or ""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:

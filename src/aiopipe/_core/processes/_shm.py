@@ -63,6 +63,13 @@ def _map(fd: int, size: int) -> mmap.mmap:
     return mmap.mmap(fd, size, flags=flags)
 
 
+def _segment_size(size: int) -> int:
+    """Room for ``size`` bytes, rounded up to an eighth of the next power of two (at most 12.5 %
+    more: a 38.5 MB batch of images gets 40 MB, not 64) so that sizes near each other share."""
+    step = max(MIN_SEGMENT, 1 << (size - 1).bit_length()) // 8
+    return max(MIN_SEGMENT, -(-size // step) * step)
+
+
 def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
@@ -130,7 +137,7 @@ class Codec:
             best = min(fits, key=lambda i: len(self._own[i]))
             self._own_free.remove(best)
             return best, None
-        cap = max(MIN_SEGMENT, 1 << (size - 1).bit_length())
+        cap = _segment_size(size)
         limit = min(self.max_bytes, KEEP_BYTES)
         while self._own_free and self._own_bytes + cap > limit:
             self._unmap(self._own_free.popleft(), dropped)

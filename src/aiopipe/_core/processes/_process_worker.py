@@ -240,7 +240,7 @@ def _serve(channel: _Socket, codec: Codec) -> None:
                 reply = ("ok", [], 0.0)
         else:
             assert progress is not None
-            reply = _call(fn, payload, progress)
+            reply = _call(fn, payload, progress, codec)
             del payload  # our views of the input: free its segment before we answer
         channel.send(*_encode(codec, reply))
         del reply
@@ -267,8 +267,8 @@ def unpicklable_at(items: list[Any]) -> int:
     return len(items)
 
 
-def _call(fn: Any, items: list[Any], progress: mmap.mmap) -> tuple[Any, ...]:
-    out = _Results(len(items))
+def _call(fn: Any, items: list[Any], progress: mmap.mmap, codec: Codec) -> tuple[Any, ...]:
+    out = _Results(len(items), codec)
     pack = PROGRESS.pack_into
     t0 = time.perf_counter()
     try:
@@ -288,12 +288,14 @@ def _call(fn: Any, items: list[Any], progress: mmap.mmap) -> tuple[Any, ...]:
 class _Results:
     """The results of one slice. numpy arrays of one shape and dtype are written, as they come,
     into the rows of one array: it crosses as one buffer, and a batch of whole rows of it needs
-    no copy in the parent (see ``_fused``). Anything else makes it a plain list again."""
+    no copy in the parent (see ``_fused``). Anything else makes it a plain list again. A big
+    array is made in shared memory, where it is sent from without a copy."""
 
-    __slots__ = ("count", "items", "n", "stacked")
+    __slots__ = ("codec", "count", "items", "n", "stacked")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, codec: Codec) -> None:
         self.n = n
+        self.codec = codec
         self.items: list[Any] = []
         self.stacked: Any = None  # (n, *shape) array whose first ``count`` rows are results
         self.count = 0
@@ -314,7 +316,12 @@ class _Results:
         elif not self.items and _stackable(value):
             import numpy as np
 
-            self.stacked = np.empty((self.n, *value.shape), value.dtype)
+            shape, nbytes = (self.n, *value.shape), self.n * value.nbytes
+            room = self.codec.reserve(nbytes) if nbytes >= self.codec.threshold else None
+            if room is None:
+                self.stacked = np.empty(shape, value.dtype)
+            else:
+                self.stacked = np.frombuffer(room, value.dtype).reshape(shape)
             self.stacked[0] = value
             self.count = 1
             return

@@ -492,6 +492,7 @@ class _ProcessMap(_ParallelMap):
             SharedLane(fn, options, stage.name, module, producer=self) for _ in range(stage.workers)
         ]
         self.batch_size = 0  # of a batch stage right after us (see align); 0: none seen
+        self.batch_bytes = 0
         self.gathering = anyio.Lock()  # one task at a time fills a slice of whole batches
         # Slices joined from several input chunks, by input index: (index, size, position) of
         # each chunk's part, so that each part goes out with its own position.
@@ -505,15 +506,17 @@ class _ProcessMap(_ParallelMap):
         fits = batch_size * row_bytes <= FUSED_SLICE_BYTES and batch_size <= MAX_SLICE
         # Ordered and one to one only: an output's position is its input's (see _pieces).
         self.batch_size = batch_size if fits and self.stage.one_to_one else 0
+        self.batch_bytes = batch_size * row_bytes  # 0 until rows were seen
 
     def _slice(self, pacer: Pacer) -> tuple[int, Callable[[int, int], int] | None]:
         size, cap = super()._slice(pacer)
         b = self.batch_size
         if not b or cap is not None or _executor_chunk(self.stage.executor):
             return size, cap
-        # As many whole batches as the pacer wants (one at least); the first slice after a
-        # batch boundary was missed ends on the next one.
-        whole = max(1, round(size / b)) * b
+        # As many whole batches as the pacer wants (one at least, and within the bytes of a
+        # slice); the first slice after a batch boundary was missed ends on the next one.
+        most = FUSED_SLICE_BYTES // self.batch_bytes if self.batch_bytes else MAX_SLICE
+        whole = max(1, min(round(size / b), most, MAX_SLICE // b)) * b
         return whole, _Boundaries(b, whole)
 
     async def _take(

@@ -134,3 +134,27 @@ class _Blocker:
 
 def returns_lock_at_4(x: int) -> Any:
     return threading.Lock() if x == 4 else x
+
+
+def image_like(i: Any) -> np.ndarray:
+    """A 19 KB float32 "image" whose values say which element made it (an int or a 0-d array)."""
+    return np.full((3, 40, 40), int(i), dtype=np.float32) + np.arange(40, dtype=np.float32)
+
+
+def ragged(i: int) -> np.ndarray:
+    """Mostly one shape; every fifth element another, which ends the slice's stacking."""
+    return np.full(4 if i % 5 == 3 else 3, i, dtype=np.int64)
+
+
+def image_unless_13(i: int) -> np.ndarray:
+    if i == 13:
+        raise ValueError(f"bad element {i}")
+    return image_like(i)
+
+
+def zero_d(i: int) -> np.ndarray:
+    return np.array(i * 2)
+
+
+def image_of_first(pair: np.ndarray) -> np.ndarray:
+    return image_like(int(pair[0]))

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from ..engine._errors import AiopipeError
+from ._fused import Producer, split
 from ._process_worker import (
     EXIT_NO_MAIN_GUARD,
     PROGRESS,
@@ -145,10 +146,15 @@ class SharedLane:
     event loop. The first task to come starts it, the last to leave stops and joins it."""
 
     def __init__(
-        self, fn: bytes, options: ProcessOptions, stage: str, fn_module: str | None
+        self,
+        fn: bytes,
+        options: ProcessOptions,
+        stage: str,
+        fn_module: str | None,
+        producer: Producer | None = None,
     ) -> None:
         self.fn = fn
-        self.lane = ProcessLane(options, stage, fn_module)
+        self.lane = ProcessLane(options, stage, fn_module, producer)
         self.users = 0
         self.state = "new"  # -> "starting" -> "running" | "failed" -> "closed"
         self.ready = anyio.Event()
@@ -193,10 +199,17 @@ class SharedLane:
 class ProcessLane:
     """One worker process and the socket to it; calls are answered in the order they were sent."""
 
-    def __init__(self, options: ProcessOptions, stage: str, fn_module: str | None = None) -> None:
+    def __init__(
+        self,
+        options: ProcessOptions,
+        stage: str,
+        fn_module: str | None = None,
+        producer: Producer | None = None,
+    ) -> None:
         self.options = options
         self.stage = stage
         self.fn_module = fn_module  # worth preloading in the fork server
+        self.producer = producer  # the map runner whose rows a batch may take as a view
         self.codec = Codec(options.shared_memory_threshold, options.max_shared_bytes)
         self.sock: socket.socket | None = None
         self.proc: Any = None  # a multiprocessing BaseProcess, once started
@@ -306,6 +319,9 @@ class ProcessLane:
         if msg[0] == "ok":
             _WORKED.set(msg[2])
             return msg[1], None
+        if msg[0] == "rows":  # the results are the rows of one array
+            _WORKED.set(msg[2])
+            return (split(msg[1], self.producer) if self.producer else list(msg[1])), None
         _, done, exc, tb = msg
         exc = rebuild(exc)
         # As concurrent.futures does: the worker's traceback shows as the cause.

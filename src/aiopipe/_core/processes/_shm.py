@@ -18,6 +18,7 @@ descriptors of new segments ride with the first bytes (``SCM_RIGHTS``).
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -63,6 +64,25 @@ def _map(fd: int, size: int) -> mmap.mmap:
     return mmap.mmap(fd, size, flags=flags)
 
 
+def _segment_size(size: int) -> int:
+    """Room for ``size`` bytes, rounded up to an eighth of the next power of two (at most 12.5 %
+    more: a 38.5 MB batch of images gets 40 MB, not 64) so that sizes near each other share."""
+    step = max(MIN_SEGMENT, 1 << (size - 1).bit_length()) // 8
+    return max(MIN_SEGMENT, -(-size // step) * step)
+
+
+def _address(buf: memoryview) -> int:
+    """Where ``buf``'s bytes start (numpy is here: only results made by numpy are reserved)."""
+    import numpy as np
+
+    address: int = np.frombuffer(buf, np.uint8).__array_interface__["data"][0]
+    return address
+
+
+def _is_room(buf: memoryview, reserved: tuple[int, int | None, int, int]) -> bool:
+    return buf.nbytes == reserved[2] and _address(buf) == reserved[3]
+
+
 def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
@@ -81,8 +101,25 @@ class Codec:
         # Peer segments whose views we dropped; appended by finalisers, in any thread.
         self._released: deque[int] = deque()
         self.extra_fds: list[int] = []  # descriptors a message carried besides segments
+        # Room handed out by reserve() for the next message: (segment, its fd if the peer has
+        # not got it yet, bytes, address).
+        self._reserved: tuple[int, int | None, int, int] | None = None
+        self._unsent: dict[int, int] = {}  # fds of our free segments that the peer never got
+        self._dropped: list[int] = []  # unmapped outside encode(): said in the next header
 
     # -- sending ----------------------------------------------------------------------------
+    def reserve(self, nbytes: int) -> memoryview | None:
+        """Writable room for ``nbytes`` in shared memory, for a result to be made in place (None
+        past ``max_bytes``). If the next message's one big buffer is that room, it is sent
+        without a copy; else the room goes back to the free segments after that message."""
+        got = self._allocate(_aligned(nbytes), self._dropped)
+        if got is None:
+            return None
+        seg, fd = got
+        room = memoryview(self._own[seg])[:nbytes]
+        self._reserved = (seg, fd, nbytes, _address(room))
+        return room
+
     def encode(self, obj: Any) -> tuple[list[bytes | memoryview], list[int]]:
         """``obj`` as the pieces of one message, and the descriptors to send with it."""
         big: list[memoryview] = []
@@ -99,8 +136,16 @@ class Codec:
         layout: list[tuple[int, int]] = []
         new: list[tuple[int, int]] = []
         fds: list[int] = []
-        dropped: list[int] = []
-        if big:
+        dropped, self._dropped = self._dropped, []
+        reserved, self._reserved = self._reserved, None
+        if reserved is not None and len(big) == 1 and _is_room(big[0], reserved):
+            segment, fd, nbytes, _ = reserved  # written in place: nothing to copy
+            if fd is not None:
+                new.append((segment, len(self._own[segment])))
+                fds.append(fd)
+            layout.append((0, nbytes))
+            reserved = None
+        elif big:
             total = sum(_aligned(b.nbytes) for b in big)
             got = self._allocate(total, dropped)
             if got is None:  # we own too much shared memory already: send plain bytes
@@ -115,6 +160,11 @@ class Codec:
                     mm[offset : offset + b.nbytes] = b  # the one copy of the data
                     layout.append((offset, b.nbytes))
                     offset += _aligned(b.nbytes)
+        if reserved is not None:
+            # Not sent: free again, after the copies above (the buffers may be views of it).
+            self._own_free.append(reserved[0])
+            if reserved[1] is not None:
+                self._unsent[reserved[0]] = reserved[1]
         freed = []
         while self._released:
             freed.append(self._released.popleft())
@@ -129,8 +179,8 @@ class Codec:
         if fits:
             best = min(fits, key=lambda i: len(self._own[i]))
             self._own_free.remove(best)
-            return best, None
-        cap = max(MIN_SEGMENT, 1 << (size - 1).bit_length())
+            return best, self._unsent.pop(best, None)
+        cap = _segment_size(size)
         limit = min(self.max_bytes, KEEP_BYTES)
         while self._own_free and self._own_bytes + cap > limit:
             self._unmap(self._own_free.popleft(), dropped)
@@ -147,7 +197,11 @@ class Codec:
         mm = self._own.pop(seg)
         self._own_bytes -= len(mm)
         mm.close()
-        dropped.append(seg)
+        fd = self._unsent.pop(seg, None)
+        if fd is not None:
+            os.close(fd)  # the peer never had it
+        else:
+            dropped.append(seg)
 
     # -- receiving --------------------------------------------------------------------------
     def decode(self, head: bytes | memoryview, body: bytes | memoryview, fds: list[int]) -> Any:
@@ -178,7 +232,11 @@ class Codec:
     def close(self) -> None:
         """Unmap what we own; views of peer segments keep their mappings until they die."""
         for mm in self._own.values():
-            mm.close()
+            with contextlib.suppress(BufferError):  # a result made in place may still be alive
+                mm.close()
         self._own.clear()
+        for fd in self._unsent.values():
+            os.close(fd)
+        self._unsent.clear()
         self._own_free.clear()
         self._peer.clear()

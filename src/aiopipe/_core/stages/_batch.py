@@ -9,6 +9,7 @@ from typing import Any
 from ..engine._channel import Inbox, Outbox
 from ..engine._stage import RunContext, Runner, Stage, annotate, buffer_arg, positive
 from ..engine._state import Position, resolve
+from ..processes._fused import Producer, batch_of_rows, hint, last_made
 from ._collate import collate, uncollate
 
 __all__ = ["BatchStage", "UnbatchStage"]
@@ -43,7 +44,7 @@ class BatchStage(Stage):
     resumable = True
 
     def runner(self, ctx: RunContext) -> Runner:
-        return _Batcher(self)
+        return _Batcher(self, last_made(ctx))
 
     def params(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "drop_remainder": self.drop_remainder}
@@ -62,10 +63,13 @@ class _Batcher(Runner):
     """Its mark for a chunk of batches is the input position where each batch starts (and
     where the next would): a batch boundary holds nothing, so that is the whole state."""
 
-    def __init__(self, stage: BatchStage) -> None:
+    def __init__(self, stage: BatchStage, maker: Producer | None = None) -> None:
         self.stage = stage
+        self.maker = maker  # a process map made before us in this run (maybe right before)
         self.held: list[Any] = []
         self.index = 0  # input index of held[0]
+        # The default collate of a process map's rows may be a view of them (see _fused).
+        self.fused = stage.collate_fn is None and not stage.pad
 
     def resolve(self, mark: Any, k: int, out: dict[int, Any]) -> dict[str, Any]:
         resolve(mark[k], out)
@@ -73,12 +77,16 @@ class _Batcher(Runner):
 
     async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
         size = self.stage.batch_size
+        if self.fused and self.maker is not None and self.maker.slot == self.slot - 1:
+            self.maker.align(size, 0)  # before its first slice; the first rows confirm it
         held_at = inbox.stamp  # the input position of held[0]
         while (chunk := await inbox.receive()) is not None:
             # Fewer than a batch are held: chunk[i] is input index base + i.
             base = self.index + len(self.held)
             if not self.held:
                 held_at = inbox.stamp
+            if self.fused and self.index == 0 and not self.held and chunk:
+                hint(chunk[0], self.slot, size)  # first chunk: align the map's slices early
             self.held.extend(chunk)
             out: list[Any] = []
             starts: list[Position | None] = [held_at]
@@ -97,7 +105,9 @@ class _Batcher(Runner):
 
     def _collate(self, items: list[Any]) -> Any:
         try:
-            batch = self.stage.collate(items)
+            batch = batch_of_rows(items, self.slot) if self.fused else None
+            if batch is None:
+                batch = self.stage.collate(items)
         except Exception as exc:
             end = self.index + len(items) - 1
             annotate(exc, self.stage.name, self.index, f"the batch of elements {self.index}..{end}")

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 
 from ..engine._channel import Inbox, Outbox
-from ..engine._pacer import Pacer
+from ..engine._pacer import MAX_SLICE, Pacer
 from ..engine._policy import RAISE, ErrorPolicy, StageErrors, apply_with_policy
 from ..engine._shared_input import SharedInput
 from ..engine._stage import (
@@ -30,6 +30,7 @@ from ..engine._stage import (
 )
 from ..engine._state import Late, Position
 from ..engine._threads import ThreadPool
+from ..processes._fused import made
 from ..processes._process_pool import (
     PER_LANE,
     NoLane,
@@ -46,6 +47,8 @@ __all__ = ["Executor", "MapStage"]
 # Time one slice may take, per way of running it: long enough to amortise the hop (a process
 # slice is timed by its worker: what it waits for in the parent does not count).
 BUDGET_S = {"inline": 0.001, "thread": 0.005, "process": 0.04, "custom": 0.05}
+# A slice of a process map aligned on batches (see _ProcessMap.align) holds at most this much.
+FUSED_SLICE_BYTES = 64 << 20
 # A sync fn whose calls take longer than this leaves the event loop for a thread: the loop must
 # not stall for more than a few milliseconds unless the user asked for inline.
 OFFLOAD_S = 0.002
@@ -152,7 +155,9 @@ class MapStage(Stage):
         if self.workers == 1 and self.kind in ("inline", "auto"):
             return _SerialMap(self, ctx.threads, errs)
         if self.kind == "process":
-            return _ProcessMap(self, ctx.threads, errs)
+            runner = _ProcessMap(self, ctx.threads, errs)
+            made(ctx, runner)  # a batch stage made next may take its rows as views
+            return runner
         return _ParallelMap(self, ctx.threads, errs)
 
 
@@ -277,8 +282,9 @@ class _ParallelMap(Runner):
         self.input = SharedInput()
         # Slices taken but not yet sent; bounds what waits for a slow head-of-line slice.
         self.window = anyio.Semaphore(2 * stage.workers)
-        # Finished slices by input position: (elements taken, results kept).
-        self.done: dict[int, tuple[int, list[Any], Position | None]] = {}
+        # Finished slices by input position: (elements taken, results kept, their position,
+        # whether sending them frees a window slot).
+        self.done: dict[int, tuple[int, list[Any], Position | None, bool]] = {}
         self.next_out = 0
         self.draining = False
         # Unordered: what was sent, for an exact state (see _unordered); and, when resumed,
@@ -305,9 +311,8 @@ class _ParallelMap(Runner):
         while True:
             if windowed:
                 await self._enter_window(outbox)
-            size = _executor_chunk(self.stage.executor) or pacer.size
-            cap = self.ledger.limit if self.ledger.replay or self.ledger.drop else None
-            got = await self.input.take(inbox, size, cap)
+            size, cap = self._slice(pacer)
+            got = await self._take(inbox, size, cap)
             if got is None:
                 if windowed:
                     self.window.release()
@@ -337,16 +342,30 @@ class _ParallelMap(Runner):
                 if not windowed:
                     await outbox.send_before_failing(res.done, at=self._sent(base, len(items)))
                 elif base == self.next_out and not self.draining:
-                    await outbox.send_before_failing(res.done, at=self._at(at))
+                    for _, _, part, up in self._pieces(base, len(res.done), res.done, at):
+                        await outbox.send_before_failing(part, at=self._at(up))
                 raise res.exc
             pacer.record(len(items), self._cost(t0))
             if windowed:
-                await self._emit_in_order(base, len(items), res, outbox, self._at(at))
+                for i, (b, n, part, up) in enumerate(self._pieces(base, len(items), res, at)):
+                    # One window slot per slice: its first piece gives it back.
+                    self.done[b] = (n, part, self._at(up), i == 0)
+                await self._drain_in_order(outbox)
             elif self.ledger.replay or self.held:
                 self.held[base] = (len(items), res)
                 await self._send_held(outbox)
             else:
                 await outbox.send(res, at=self._sent(base, len(items)))
+
+    def _slice(self, pacer: Pacer) -> tuple[int, Callable[[int, int], int] | None]:
+        """How many elements the next slice takes, and what may cut it given where it starts."""
+        size = _executor_chunk(self.stage.executor) or pacer.size
+        return size, self.ledger.limit if self.ledger.replay or self.ledger.drop else None
+
+    async def _take(
+        self, inbox: Inbox, size: int, cap: Callable[[int, int], int] | None
+    ) -> tuple[int, list[Any], Position | None] | None:
+        return await self.input.take(inbox, size, cap)
 
     def _sent(self, base: int, size: int) -> Late:
         """The position of an unordered send of slice (base, size), made as it enters the
@@ -405,26 +424,40 @@ class _ParallelMap(Runner):
         finally:
             self.draining = False
 
-    async def _emit_in_order(
-        self,
-        base: int,
-        taken: int,
-        out: list[Any],
-        outbox: Outbox,
-        at: Position | None,
-    ) -> None:
-        self.done[base] = (taken, out, at)
+    def _pieces(
+        self, base: int, taken: int, out: list[Any], up: Position | None
+    ) -> list[tuple[int, int, list[Any], Position | None]]:
+        """A finished slice as the pieces to send, each with its input index, elements taken,
+        results and input position: one piece, unless the slice joined input chunks."""
+        return [(base, taken, out, up)]
+
+    async def _drain_in_order(self, outbox: Outbox) -> None:
+        """Send the finished slices that are next in input order."""
         if self.draining:
             return  # the worker already draining will send it when its turn comes
         self.draining = True
         try:
             while self.next_out in self.done:
-                taken, ready, at = self.done.pop(self.next_out)
+                taken, ready, at, slot = self.done.pop(self.next_out)
                 self.next_out += taken
-                self.window.release()
+                if slot:
+                    self.window.release()
                 await outbox.send(ready, at=at)
         finally:
             self.draining = False
+
+
+class _Boundaries:
+    """Cuts a slice of a process map to end on a batch boundary (see _ProcessMap.align)."""
+
+    __slots__ = ("batch", "whole")
+
+    def __init__(self, batch: int, whole: int) -> None:
+        self.batch = batch
+        self.whole = whole  # a multiple of batch
+
+    def __call__(self, base: int, size: int) -> int:
+        return self.whole - base % self.batch
 
 
 def _gather(held: dict[int, tuple[int, list[Any]]], base: int, size: int) -> list[Any] | None:
@@ -455,7 +488,77 @@ class _ProcessMap(_ParallelMap):
         given = stage.executor
         options = given if isinstance(given, ProcessOptions) else ProcessOptions()
         module = getattr(stage.fn, "__module__", None)
-        self.lanes = [SharedLane(fn, options, stage.name, module) for _ in range(stage.workers)]
+        self.lanes = [
+            SharedLane(fn, options, stage.name, module, producer=self) for _ in range(stage.workers)
+        ]
+        self.batch_size = 0  # of a batch stage right after us (see align); 0: none seen
+        self.batch_bytes = 0
+        self.gathering = anyio.Lock()  # one task at a time fills a slice of whole batches
+        # Slices joined from several input chunks, by input index: (index, size, position) of
+        # each chunk's part, so that each part goes out with its own position.
+        self.joined: dict[int, list[tuple[int, int, Position | None]]] = {}
+
+    def align(self, batch_size: int, row_bytes: int) -> None:
+        """A batch stage right after us takes ``batch_size`` of our rows (``row_bytes`` each):
+        from now on our slices are whole batches, starting on batch boundaries, so that the
+        batch takes each slice's rows as a view (``_fused``). Not for batches too big to be one
+        slice: those are copied as before."""
+        fits = batch_size * row_bytes <= FUSED_SLICE_BYTES and batch_size <= MAX_SLICE
+        # Ordered and one to one only: an output's position is its input's (see _pieces).
+        self.batch_size = batch_size if fits and self.stage.one_to_one else 0
+        self.batch_bytes = batch_size * row_bytes  # 0 until rows were seen
+
+    def _slice(self, pacer: Pacer) -> tuple[int, Callable[[int, int], int] | None]:
+        size, cap = super()._slice(pacer)
+        b = self.batch_size
+        if not b or cap is not None or _executor_chunk(self.stage.executor):
+            return size, cap
+        # As many whole batches as the pacer wants (one at least, and within the bytes of a
+        # slice); the first slice after a batch boundary was missed ends on the next one.
+        most = FUSED_SLICE_BYTES // self.batch_bytes if self.batch_bytes else MAX_SLICE
+        whole = max(1, min(round(size / b), most, MAX_SLICE // b)) * b
+        return whole, _Boundaries(b, whole)
+
+    async def _take(
+        self, inbox: Inbox, size: int, cap: Callable[[int, int], int] | None
+    ) -> tuple[int, list[Any], Position | None] | None:
+        """A slice of whole batches is gathered from as many input chunks as it takes; one task
+        at a time, so that its pieces are consecutive."""
+        if not isinstance(cap, _Boundaries):
+            return await super()._take(inbox, size, cap)
+        async with self.gathering:
+            got = await self.input.take(inbox, size, cap)
+            if got is None:
+                return None
+            base, items, at = got
+            want = cap(base, size)
+            parts = [(base, len(items), at)]
+            while len(items) < want:
+                more = await self.input.take(inbox, want - len(items))
+                if more is None:
+                    break  # the end of the input: a last, partial batch
+                parts.append((more[0], len(more[1]), more[2]))
+                items = [*items, *more[1]]  # (a new list: the first piece may be a chunk)
+            if len(parts) > 1:
+                self.joined[base] = parts
+            return base, items, at
+
+    def _pieces(
+        self, base: int, taken: int, out: list[Any], up: Position | None
+    ) -> list[tuple[int, int, list[Any], Position | None]]:
+        parts = self.joined.pop(base, None)
+        if parts is None:
+            return [(base, taken, out, up)]
+        # One to one: the results of a part are the same slice of ``out`` (``out`` may be short
+        # when an element failed: the parts it reaches).
+        pieces: list[tuple[int, int, list[Any], Position | None]] = []
+        offset = 0
+        for b, n, at in parts:
+            if offset >= len(out) and pieces:
+                break
+            pieces.append((b, n, out[offset : offset + n], at))
+            offset += n
+        return pieces
 
     def _cost(self, t0: float) -> float:
         # The worker's own time: ours also counts the wait behind the other call in flight.

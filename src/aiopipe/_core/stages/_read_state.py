@@ -4,8 +4,11 @@ A :class:`Ledger` keeps, on the event loop, every file the lanes have taken and 
 its input index, path, upstream position and how many of its records have entered the output
 stream. Each piece a lane sends gets a :class:`Node` as its mark, filled in at the instant the
 piece enters the stream (``Outbox.send``'s ``on_sent``), so marks follow stream order even when
-lanes' sends interleave: the ledger as it was before the piece, the piece's ``(file, records)``
-runs, and a link to the next piece's node.
+lanes' sends interleave: the piece's ``(file, records)`` runs, a link to the next piece's node,
+and what each change to the ledger replaced until that next piece. Undoing those changes from
+the newest node back gives the ledger as it was before any piece, so a send copies nothing. A
+piece that joined the chunk of the one before it (``Outbox.append``) is the next node: a
+position past a node's records reaches into it.
 
 The state ``k`` records after a node is its ledger advanced by those ``k`` records: which files
 are open and how far, the next input index no lane has taken, and the upstream position of the
@@ -204,18 +207,13 @@ class Ledger:
             if entry is not None:
                 self._set(index, (entry[0], entry[1] + n, entry[2]))
 
-    def _files_at(self, node: Node) -> dict[int, _Entry]:
-        """The files as they were when ``node``'s piece entered the stream: the ledger now,
-        with every change made since undone, newest first. Costs the changes since ``node``,
-        which the stream's bound keeps small."""
-        logs = []
-        walk: Node | None = node
-        while walk is not None:
-            logs.append(walk.after)
-            walk = walk.next
+    def _files_at(self, chain: list[Node]) -> dict[int, _Entry]:
+        """The files as they were when ``chain[0]``'s piece entered the stream: the ledger now,
+        with every change made since undone, newest first. Costs the changes since then, which
+        the stream's bound keeps small."""
         files = dict(self.files)
-        for log in reversed(logs):
-            for index, old in reversed(log):
+        for walk in reversed(chain):
+            for index, old in reversed(walk.after):
                 if old is None:
                     files.pop(index, None)
                 else:
@@ -228,7 +226,10 @@ class Ledger:
         while k > node.size and node.next is not None:
             k -= node.size  # past this node's records: into pieces that joined its chunk
             node = node.next
-        files = self._files_at(node)
+        chain = [node]  # the node and every newer one
+        while (later := chain[-1].next) is not None:
+            chain.append(later)
+        files = self._files_at(chain)
         rest: Runs = []
         for index, n in node.runs:
             now = min(k, n)
@@ -240,10 +241,8 @@ class Ledger:
                 rest.append((index, n - now))
         state: dict[str, Any] = {}
         if self.replay:
-            walk = node.next
-            while walk is not None:
+            for walk in chain[1:]:
                 rest.extend(walk.runs)
-                walk = walk.next
             state["replay"] = [list(run) for run in _merged(rest)]
         first = min(files) if files else node.next_index
         resolve(files[first][2] if files else node.next_at, out)

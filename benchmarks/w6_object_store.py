@@ -191,21 +191,23 @@ def child(system: str, base: str, n: int) -> None:
     importlib.import_module(_rivals.w6_imports(system) or "aiopipe")
     urls = [f"{base}/bucket/obj-{i:05d}" for i in range(n)]
     probe = Probe()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     count, total = fn(urls, concurrency, probe)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     check_equal(f"W6 {system} objects", count, n)
     check_equal(f"W6 {system} bytes", total, n * SIZE)
-    print(json.dumps({"wall": wall, "rss_mb": probe.rss_mb(), "threads": probe.threads}))
+    rss, threads = probe.rss_mb(), probe.threads
+    print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": rss, "threads": threads}))
 
 
-def _spawn(*args: str) -> dict[str, float]:
+def _spawn(*args: str, env: dict[str, str] | None = None) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", *args],
         check=True,
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 

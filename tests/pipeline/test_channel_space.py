@@ -8,7 +8,15 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
-from aiopipe._core.engine._channel import Inbox, Outbox, SendClock, Space, create_channel
+from aiopipe._core.engine._channel import (
+    MAX_CHUNK,
+    Inbox,
+    Outbox,
+    SendClock,
+    Space,
+    chunk_limit,
+    create_channel,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -138,7 +146,7 @@ async def test_small_sends_join_the_newest_untaken_chunk() -> None:
     """``append`` adds to the stream's newest chunk until a receiver takes it, within the chunk
     limit and the bound; the receiver then sees one chunk holding every send."""
     told: list[tuple[int, int, int]] = []
-    with anyio.fail_after(5), _ends(8) as (outbox, inbox):  # chunks of at most 4
+    with anyio.fail_after(5), _ends(4) as (outbox, inbox):  # chunks of at most 4
         first = [0]
         await outbox.send(first, at=("r", "m", 0))  # type: ignore[arg-type]
         assert outbox.append(first, [1], lambda *a: told.append(a))
@@ -155,11 +163,22 @@ async def test_small_sends_join_the_newest_untaken_chunk() -> None:
 
 
 async def test_append_respects_the_bound() -> None:
-    with anyio.fail_after(5), _ends(4) as (outbox, inbox):  # chunks of at most 2, 4 in all
+    with anyio.fail_after(5), _ends(4) as (outbox, inbox):  # 4 elements in all
         a, b = [0, 1], [2]
         await outbox.send(a)
         await outbox.send(b)
         assert outbox.append(b, [3])
-        assert not outbox.append(b, [4])  # chunk limit
+        assert not outbox.append(b, [4])  # the stream holds 4: no room
         assert await inbox.receive() == [0, 1]
         assert await inbox.receive() == [2, 3]
+
+
+async def test_append_respects_the_chunk_limit() -> None:
+    """A stream bigger than MAX_CHUNK has room left when its chunk is full: still no join."""
+    assert chunk_limit(2 * MAX_CHUNK) == MAX_CHUNK
+    with anyio.fail_after(5), _ends(2 * MAX_CHUNK) as (outbox, inbox):
+        a = list(range(MAX_CHUNK - 1))
+        await outbox.send(a)
+        assert outbox.append(a, [-1])
+        assert not outbox.append(a, [-2])  # MAX_CHUNK elements: full
+        assert len(await inbox.receive()) == MAX_CHUNK

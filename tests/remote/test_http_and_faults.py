@@ -187,3 +187,24 @@ async def test_http_query_is_not_a_glob(server: ObjectServer) -> None:
     url = f"{server.url}/q?X-Amz-Signature=abc&X-Amz-Expires=60"
     with anyio.fail_after(30):
         assert await ap.from_files([url]).read(ap.readers.WholeFile()).collect() == [b"signed"]
+
+
+async def test_client_timeout_fails_a_stalled_wait_and_its_timer_stops(
+    server: ObjectServer,
+) -> None:
+    """A server that stops answering fails the request after ``timeout`` (TransientError), on
+    both event loops; on asyncio the one watchdog timer per client stops once nothing waits."""
+    from aiopipe.remote._http import HttpClient
+
+    server.objects["/s"] = b"payload"
+    server.faults["/s"] = ["stall", ""]
+    with anyio.fail_after(30):
+        async with HttpClient(timeout=0.2) as client:
+            with pytest.raises(TransientError, match="timed out"):
+                await client.request("GET", f"{server.url}/s")
+            assert (await client.request("GET", f"{server.url}/s")).body == b"payload"
+            watchdog = client._watchdog
+            if watchdog is not None:  # asyncio's plain-http fast path
+                assert not watchdog.waiting
+                watchdog._sweep()  # the next sweep finds nothing waiting: no timer is left
+                assert watchdog._handle is None

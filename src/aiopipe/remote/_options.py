@@ -10,7 +10,8 @@ key by key. Keys (all optional):
 - GCS: ``endpoint_url`` (``STORAGE_EMULATOR_HOST``), ``token`` (an OAuth2 access token),
   ``credentials`` (a JSON key file: ``GOOGLE_APPLICATION_CREDENTIALS``), ``anonymous``.
 - HTTP(S): ``headers`` (a dict sent with every request).
-- All: ``timeout`` (seconds without progress before a request fails and is retried; 30),
+- All: ``timeout`` (seconds without progress before a request fails and is retried, checked
+  every eighth of it; 30),
   ``retry`` (a :class:`~aiopipe.remote.RetryPolicy`), ``range_bytes`` (bytes per ranged GET;
   8 MiB), ``readahead`` (ranged GETs in flight per file; 4).
 """

@@ -447,6 +447,9 @@ def _judge_pause(scn: Scenario, facts: Facts) -> list[str]:
     return problems
 
 
+SOURCE_BUFFER = 512  # a source stage's output stream (DEFAULT_BUFFER)
+
+
 def read_ahead_bound(scn: Scenario, consumed: int) -> int:
     """How many source elements a paused pipeline may have pulled.
 
@@ -454,7 +457,10 @@ def read_ahead_bound(scn: Scenario, consumed: int) -> int:
     elements are (512 by default; a batch of 256 counts as 256 elements), plus what it is working
     on: a batch being assembled, a shuffle buffer, workers' slices. Converted to source elements
     through the ratio of source elements to elements at that stage (a filter that keeps 1 in 3
-    costs 3 per element), doubled, plus the consumed outputs and slack for chunking.
+    costs 3 per element), tripled, plus the consumed outputs and slack for chunking. Tripled: a
+    stream carries chunks as big as its buffer, so next to a full stream its receiver may hold a
+    whole buffer's chunk and its sender be making another. The source's own output stream (512
+    elements) counts the same way.
     """
     inputs = stage_inputs(scn)
     n_source = max(1, len(inputs[0]))
@@ -476,7 +482,7 @@ def read_ahead_bound(scn: Scenario, consumed: int) -> int:
                 held += int(st["buffer_size"] * out_leaves / max(1, len(out)))
         total += min(held * per_leaf, n_source)
     ratio = n_source / max(1, len(final))
-    return int(2 * total + consumed * ratio + 1024)
+    return int(3 * (total + SOURCE_BUFFER) + consumed * ratio + 512)
 
 
 def _outputs(scn: Scenario) -> list[Any]:

@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 
 from ._session import Session
+from ._store import Store
 from ._stream import fetch_range, stream_rest
-from ._url import parse_url
+from ._url import ObjectUrl, parse_url
 
 __all__ = ["head_bytes", "iter_url", "read_url"]
 
@@ -33,11 +34,8 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
 
     Records decoded before a failure are emitted before the failure is raised.
     """
-    url = parse_url(path)
-    store = session.store(url, getattr(reader, "storage_options", None))
+    store, url, data, size, decoder = await _first_range(reader, path, keys, session)
     step = store.options.range_bytes
-    data, size = await fetch_range(store, url, 0, step)
-    decoder = reader.decoder(path, keys=keys, size=size)
     if len(data) >= size if size is not None else len(data) < step:
         # The whole object in one response (most objects of a data set of small files): fed and
         # ended in one step, one emit.
@@ -50,6 +48,16 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
     await sink(data, size)
     await stream_rest(store, url, data, size, sink)
     await _run(decoder.end, None, emit, big=False)
+
+
+async def _first_range(
+    reader: Any, path: str, keys: bool, session: Session
+) -> tuple[Store, ObjectUrl, bytes, int | None, Any]:
+    """The object's store and URL, its first range and size, and the reader's decoder for it."""
+    url = parse_url(path)
+    store = session.store(url, getattr(reader, "storage_options", None))
+    data, size = await fetch_range(store, url, 0, store.options.range_bytes)
+    return store, url, data, size, reader.decoder(path, keys=keys, size=size)
 
 
 async def _run(
@@ -87,11 +95,8 @@ async def iter_url(reader: Any, path: str, keys: bool) -> AsyncIterator[Any]:
     """
     session = Session()
     try:
-        url = parse_url(path)
-        store = session.store(url, getattr(reader, "storage_options", None))
+        store, url, data, size, decoder = await _first_range(reader, path, keys, session)
         step = store.options.range_bytes
-        data, size = await fetch_range(store, url, 0, step)
-        decoder = reader.decoder(path, keys=keys, size=size)
         start = 0
         while True:
             out: list[Any] = []

@@ -67,9 +67,16 @@ class RetryPolicy:
         """Whether failure number ``attempt`` (1-based) is worth another try."""
         return attempt <= self.retries and isinstance(exc, self.retry_on)
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """``await fn()``, retried under this policy; the last failure notes the attempts."""
+    async def call(self, fn: Callable[[], Awaitable[T]], *, failed: Exception | None = None) -> T:
+        """``await fn()``, retried under this policy; the last failure notes the attempts.
+
+        ``failed``: the first try was made by the caller and failed with it (a retryable
+        failure): this waits the first backoff and goes on with the second try.
+        """
         attempt = 0
+        if failed is not None:
+            attempt = 1
+            await anyio.sleep(self.delay(1, getattr(failed, "retry_after", None)))
         while True:
             try:
                 return await fn()

@@ -269,7 +269,8 @@ class Outbox:
             or space.skip
             or space.closed
             or len(chunk) + n > self._limit
-            or not space.fits(n)
+            or space._waiters  # ``space.fits(n)``, inlined: this runs once per small send
+            or space.used + n > space.capacity
         ):
             return False
         chunk.extend(items)

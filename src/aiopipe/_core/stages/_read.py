@@ -184,6 +184,7 @@ class _ThreadedRead(LaneRead):
         self.gate = _HopGate()
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
+        self._remote_lane: Any = None  # aiopipe.remote._lane, once a lane meets a URL
 
     def _sent(self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int) -> None:
         """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
@@ -195,6 +196,11 @@ class _ThreadedRead(LaneRead):
             lo, hi = max(at, offset), min(stop, end)
             if lo < hi:
                 self.origins.append((first + lo - offset, path, record + lo - at))
+
+    def _sent_from(self, path: str, record: int, first: int, offset: int, n: int) -> None:
+        """``_sent`` of a piece from one file (a URL's records): its origin is one run."""
+        if n:
+            self.origins.append((first, path, record + offset))
 
     def origin(self, index: int) -> str | None:
         starts = [o[0] for o in self.origins]
@@ -210,7 +216,8 @@ class _ThreadedRead(LaneRead):
         try:
             while True:
                 if lane.current is None and not lane.queued:
-                    got = await self._take(inbox, lane.want)
+                    # What is already here without a wait (two coroutines fewer per file).
+                    got = self._take_nowait(lane.want) or await self._take(inbox, lane.want)
                     if got is None:
                         return
                     lane.queued.extend(got)
@@ -247,6 +254,7 @@ class _ThreadedRead(LaneRead):
         reads it again from the start and passes over the ``start`` records it delivered."""
         if lane.session is None:
             lane.session = remote("_session").Session()
+            self._remote_lane = remote("_lane")
         lane.record = 0
 
         async def emit(records: list[Any]) -> None:
@@ -254,11 +262,13 @@ class _ThreadedRead(LaneRead):
             if seen < start:
                 records = records[start - seen :]
                 seen = start
-            sent = partial(self._sent, [(0, path, seen, index)])
+            sent = partial(self._sent_from, path, seen)
             await self.ledger.send(outbox, records, [(index, len(records))], sent)
 
         try:
-            await remote("_lane").read_url(self.reader, path, self.stage.keys, lane.session, emit)
+            await self._remote_lane.read_url(
+                self.reader, path, self.stage.keys, lane.session, emit
+            )
         except DownstreamClosed:
             raise
         except Exception as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from ..engine._channel import Outbox
@@ -42,9 +43,9 @@ class Node:
 
     __slots__ = ("after", "next", "next_at", "next_index", "runs", "size")
 
-    def __init__(self, runs: tuple[tuple[int, int], ...]) -> None:
+    def __init__(self, runs: tuple[tuple[int, int], ...], size: int | None = None) -> None:
         self.runs = runs
-        self.size = sum(n for _, n in runs)
+        self.size = sum(n for _, n in runs) if size is None else size
         # What the ledger's files were before each change made from this piece's entry to the
         # next piece's, in order: ``(index, entry or None)``. Undone newest first, these give
         # the ledger as it was at any node, without a copy of it per piece (a copy cost
@@ -96,6 +97,12 @@ class Ledger:
 
     def taken(self, base: int, paths: Sequence[Any], at: Position | None) -> list[str]:
         """A lane took ``paths``, input indexes ``base ..``: they are open until they end."""
+        if len(paths) == 1:  # a lane taking one file at a time (URLs): no loop
+            path = paths[0] if type(paths[0]) is str else os.fspath(paths[0])
+            self._set(base, (path, 0, at))
+            self.next_index = base + 1
+            self.next_at = shifted(at, 1)
+            return [path]
         names = [os.fspath(p) for p in paths]
         for i, path in enumerate(names):
             self._set(base + i, (path, 0, shifted(at, i)))
@@ -104,8 +111,9 @@ class Ledger:
         return names
 
     def ended(self, index: int) -> None:
-        if index in self.files:
-            self._set(index, None)
+        entry = self.files.pop(index, None)
+        if entry is not None and self.last is not None:  # ``_set(index, None)``, once per file
+            self.last.after.append((index, entry))
 
     def _set(self, index: int, entry: _Entry | None) -> None:
         """Change one file's entry, remembering the old one on the newest node."""
@@ -141,8 +149,15 @@ class Ledger:
     ) -> None:
         """Send ``items`` (made of ``runs``) in pieces of at most the stream's chunk size, each
         with a node of its own that is filled in as the piece enters the stream."""
-        if not failing and self.tail is not None and self._joined(outbox, items, runs, on_sent):
-            return
+        if not failing and self.tail is not None:
+            # Into the chunk of the newest piece if nobody has taken it yet, with a node of its
+            # own, next in the chain, which is what their positions reach: a position ``k`` past
+            # the end of a node's records is ``k - size`` into the next node (``resolve``).
+            # Lanes of one record each (an object store's small objects) then cost the stages
+            # downstream one chunk per many records instead of one each.
+            node = Node(tuple(runs), len(items))
+            if outbox.append(self.tail, items, partial(self._entered, node, on_sent, 0)):
+                return
         limit = outbox.limit
         start, r, used = 0, 0, 0  # runs[r] has ``used`` records in earlier pieces
         while start < len(items):
@@ -158,7 +173,7 @@ class Ledger:
                 if used == count:
                     r, used = r + 1, 0
             node = Node(tuple(piece_runs))
-            told = self._filler(node, on_sent, start)
+            told = partial(self._entered, node, on_sent, start)
             piece, at = items[start:stop], (self.runner, node, 0)
             self.tail = piece
             if failing:
@@ -167,45 +182,31 @@ class Ledger:
                 await outbox.send(piece, told, at)
             start = stop
 
-    def _joined(
+    def _entered(
         self,
-        outbox: Outbox,
-        items: list[Any],
-        runs: Runs,
+        node: Node,
         on_sent: Callable[[int, int, int], None] | None,
-    ) -> bool:
-        """Add ``items`` to the chunk of the newest piece if nobody has taken it yet.
-
-        They get a node of their own, next in the chain, which is what their positions reach:
-        a position ``k`` past the end of a node's records is ``k - size`` into the next node
-        (:meth:`resolve`). Lanes of one record each (an object store's small objects) then cost
-        the stages downstream one chunk per many records instead of one each.
-        """
-        assert self.tail is not None
-        node = Node(tuple(runs))
-        return outbox.append(self.tail, items, self._filler(node, on_sent, 0))
-
-    def _filler(
-        self, node: Node, on_sent: Callable[[int, int, int], None] | None, base: int
-    ) -> Callable[[int, int, int], None]:
-        def sent(first: int, offset: int, n: int) -> None:
-            self._entered(node)
-            if on_sent is not None:
-                on_sent(first, base + offset, n)
-
-        return sent
-
-    def _entered(self, node: Node) -> None:
-        """The piece of ``node`` is in the stream: the ledger before it becomes its mark."""
+        base: int,
+        first: int,
+        offset: int,
+        n: int,
+    ) -> None:
+        """The piece of ``node`` is in the stream: the ledger before it becomes its mark, and
+        ``on_sent`` is told where its items went (``Outbox.send``'s ``on_sent``, bound by
+        ``partial`` to the node, and to where the piece starts in the caller's items)."""
         node.next_index, node.next_at = self.next_index, self.next_at
         if self.last is not None:
             self.last.next = node
         self.last = node
         files = self.files
-        for index, n in node.runs:
+        after = node.after
+        for index, k in node.runs:  # ``_set`` inlined: this runs once per piece sent
             entry = files.get(index)
             if entry is not None:
-                self._set(index, (entry[0], entry[1] + n, entry[2]))
+                after.append((index, entry))
+                files[index] = (entry[0], entry[1] + k, entry[2])
+        if on_sent is not None:
+            on_sent(first, base + offset, n)
 
     def _files_at(self, chain: list[Node]) -> dict[int, _Entry]:
         """The files as they were when ``chain[0]``'s piece entered the stream: the ledger now,

@@ -289,20 +289,22 @@ class HttpClient:
     ) -> tuple[Response, bool]:
         try:
             await conn.send(wire)
-            status, headers = await self._read_head(conn)
-            if method == "HEAD" or status in (204, 304):
-                body = b""
-            elif "content-length" in headers:
+            status, headers, start = await self._read_head(conn)
+            if "content-length" in headers and method != "HEAD" and status not in (204, 304):
                 length = int(headers["content-length"])
                 if max_body is not None and length > max_body:
-                    body = await self._read_exact(conn, max_body)
+                    body = await self._read_exact(conn, max_body, start)
                     return Response(status, headers, body), False  # the rest is not read
-                body = await self._read_exact(conn, length)
-            elif headers.get("transfer-encoding", "").lower() == "chunked":
-                body = await self._read_chunked(conn)
+                body = await self._read_exact(conn, length, start)
             else:
-                body = await self._read_to_end(conn)
-                return Response(status, headers, body), False
+                del conn.buf[:start]
+                if method == "HEAD" or status in (204, 304):
+                    body = b""
+                elif headers.get("transfer-encoding", "").lower() == "chunked":
+                    body = await self._read_chunked(conn)
+                else:
+                    body = await self._read_to_end(conn)
+                    return Response(status, headers, body), False
         except TimeoutError:
             raise TransientError(
                 f"timed out after {self.timeout} s waiting for the server"
@@ -312,13 +314,14 @@ class HttpClient:
         keep = headers.get("connection", "").lower() != "close"
         return Response(status, headers, body), keep
 
-    async def _read_head(self, conn: _Conn | _AsyncioConn) -> tuple[int, dict[str, str]]:
+    async def _read_head(self, conn: _Conn | _AsyncioConn) -> tuple[int, dict[str, str], int]:
+        """The status and headers of the response at the start of ``conn.buf``, and where its
+        body starts there (the head stays in the buffer: see ``_read_exact``)."""
         while (end := conn.buf.find(b"\r\n\r\n")) < 0:
             if len(conn.buf) > _MAX_HEAD:
                 raise RemoteError("response headers larger than 64 KiB")
             await conn.fill(self.timeout)
-        head = bytes(conn.buf[:end]).decode("latin-1")
-        del conn.buf[: end + 4]
+        head = conn.buf[:end].decode("latin-1")
         first, *lines = head.split("\r\n")
         try:
             status = int(first.split(" ", 2)[1])
@@ -328,13 +331,20 @@ class HttpClient:
         for line in lines:
             k, _, v = line.partition(":")
             headers[k.strip().lower()] = v.strip()
-        return status, headers
+        return status, headers, end + 4
 
-    async def _read_exact(self, conn: _Conn | _AsyncioConn, n: int) -> bytes:
-        while len(conn.buf) < n:
+    async def _read_exact(self, conn: _Conn | _AsyncioConn, n: int, start: int = 0) -> bytes:
+        """``n`` bytes from ``start`` in the buffer; what is before them is dropped.
+
+        One copy of the body, from the receive buffer: a slice of the bytearray then
+        ``bytes()`` of it were two, and deleting the head before the body moved it a third time.
+        """
+        buf = conn.buf
+        while len(buf) < start + n:
             await conn.fill(self.timeout)
-        body = bytes(conn.buf[:n])
-        del conn.buf[:n]
+        with memoryview(buf) as view:
+            body = bytes(view[start : start + n])
+        del buf[: start + n]
         return body
 
     async def _read_chunked(self, conn: _Conn | _AsyncioConn) -> bytes:

@@ -266,9 +266,7 @@ class _ThreadedRead(LaneRead):
             await self.ledger.send(outbox, records, [(index, len(records))], sent)
 
         try:
-            await self._remote_lane.read_url(
-                self.reader, path, self.stage.keys, lane.session, emit
-            )
+            await self._remote_lane.read_url(self.reader, path, self.stage.keys, lane.session, emit)
         except DownstreamClosed:
             raise
         except Exception as exc:

@@ -34,12 +34,18 @@ def _is_helper(p: Any) -> bool:
         return True  # already gone
 
 
+# Processes that were running before the test (a test server another test module started for
+# the whole session, say): not workers of the pipeline under test.
+_BEFORE: set[int] = set()
+
+
 def workers_alive() -> list[int]:
-    """Our descendant processes other than multiprocessing's helpers (zombies do not count)."""
+    """Our descendant processes other than multiprocessing's helpers and the processes that
+    were there before the test (zombies do not count)."""
     alive = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if p.status() != psutil.STATUS_ZOMBIE and not _is_helper(p):
+            if p.pid not in _BEFORE and p.status() != psutil.STATUS_ZOMBIE and not _is_helper(p):
                 alive.append(p.pid)
         except psutil.Error:
             pass
@@ -48,7 +54,8 @@ def workers_alive() -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _no_worker_left() -> Any:
-    assert workers_alive() == []
+    _BEFORE.clear()
+    _BEFORE.update(p.pid for p in psutil.Process().children(recursive=True))
     yield
     assert workers_alive() == []  # checked right at exit: stopping joins every worker
 

@@ -18,7 +18,7 @@ import anyio
 
 from ._session import Session
 from ._store import Store
-from ._stream import fetch_range, stream_rest
+from ._stream import stream_rest
 from ._url import ObjectUrl, parse_url
 
 __all__ = ["head_bytes", "iter_url", "read_url"]
@@ -34,8 +34,10 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
 
     Records decoded before a failure are emitted before the failure is raised.
     """
-    store, url, data, size, decoder = await _first_range(reader, path, keys, session)
+    store, url = _store_of(reader, path, session)
     step = store.options.range_bytes
+    data, size = await store.get(url, 0, step)
+    decoder = reader.decoder(path, keys=keys, size=size)
     if len(data) >= size if size is not None else len(data) < step:
         # The whole object in one response (most objects of a data set of small files): fed and
         # ended in one step, one emit.
@@ -50,14 +52,14 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
     await _run(decoder.end, None, emit, big=False)
 
 
-async def _first_range(
-    reader: Any, path: str, keys: bool, session: Session
-) -> tuple[Store, ObjectUrl, bytes, int | None, Any]:
-    """The object's store and URL, its first range and size, and the reader's decoder for it."""
+def _store_of(reader: Any, path: str, session: Session) -> tuple[Store, ObjectUrl]:
+    """The object's URL and the session's store for it (with the reader's storage options).
+
+    Plain calls around the first GET, not a coroutine: a lane's coroutines live as long as its
+    GET waits on the network, and the garbage collector walks every one that does.
+    """
     url = parse_url(path)
-    store = session.store(url, getattr(reader, "storage_options", None))
-    data, size = await fetch_range(store, url, 0, store.options.range_bytes)
-    return store, url, data, size, reader.decoder(path, keys=keys, size=size)
+    return session.store(url, getattr(reader, "storage_options", None)), url
 
 
 async def _run(
@@ -95,8 +97,10 @@ async def iter_url(reader: Any, path: str, keys: bool) -> AsyncIterator[Any]:
     """
     session = Session()
     try:
-        store, url, data, size, decoder = await _first_range(reader, path, keys, session)
+        store, url = _store_of(reader, path, session)
         step = store.options.range_bytes
+        data, size = await store.get(url, 0, step)
+        decoder = reader.decoder(path, keys=keys, size=size)
         start = 0
         while True:
             out: list[Any] = []
@@ -108,7 +112,7 @@ async def iter_url(reader: Any, path: str, keys: bool) -> AsyncIterator[Any]:
             start += len(data)
             if len(data) < step or (size is not None and start >= size):
                 break
-            data, _ = await fetch_range(store, url, start, start + step)
+            data, _ = await store.get(url, start, start + step)
         out = []
         try:
             decoder.end(out)
@@ -124,7 +128,7 @@ async def head_bytes(path: str, n: int) -> bytes:
     session = Session()
     try:
         url = parse_url(path)
-        data, _ = await fetch_range(session.store(url, None), url, 0, n)
+        data, _ = await session.store(url, None).get(url, 0, n)
         return data
     finally:
         await session.aclose()

@@ -67,23 +67,24 @@ class RetryPolicy:
         """Whether failure number ``attempt`` (1-based) is worth another try."""
         return attempt <= self.retries and isinstance(exc, self.retry_on)
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, failed: Exception | None = None) -> T:
-        """``await fn()``, retried under this policy; the last failure notes the attempts.
+    def wait_after(self, exc: Exception, attempt: int) -> float | None:
+        """Seconds to wait before trying again after failure number ``attempt`` (1-based), or
+        None when ``exc`` is final (then, after more than one attempt, noted on ``exc``)."""
+        if self.should_retry(exc, attempt):
+            return self.delay(attempt, getattr(exc, "retry_after", None))
+        if attempt > 1:
+            exc.add_note(f"aiopipe: failed after {attempt} attempts")
+        return None
 
-        ``failed``: the first try was made by the caller and failed with it (a retryable
-        failure): this waits the first backoff and goes on with the second try.
-        """
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``await fn()``, retried under this policy; the last failure notes the attempts."""
         attempt = 0
-        if failed is not None:
-            attempt = 1
-            await anyio.sleep(self.delay(1, getattr(failed, "retry_after", None)))
         while True:
             try:
                 return await fn()
             except Exception as exc:
                 attempt += 1
-                if not self.should_retry(exc, attempt):
-                    if attempt > 1:
-                        exc.add_note(f"aiopipe: failed after {attempt} attempts")
+                wait = self.wait_after(exc, attempt)
+                if wait is None:
                     raise
-                await anyio.sleep(self.delay(attempt, getattr(exc, "retry_after", None)))
+            await anyio.sleep(wait)

@@ -11,6 +11,8 @@ import abc
 import email.utils
 import time
 
+import anyio
+
 from ._errors import RemoteError, TransientError, status_error
 from ._http import HttpClient
 from ._options import Options
@@ -57,33 +59,57 @@ class Store(abc.ABC):
         return await self.options.retry.call(once)
 
     async def get(self, url: ObjectUrl, start: int, stop: int | None) -> tuple[bytes, int | None]:
-        """Bytes ``[start, stop)`` of the object and its total size (None when unknown).
+        """Bytes ``[start, stop)`` of the object and its total size (None when unknown),
+        retried under the store's policy (``options.retry``).
 
         The first range (``start == 0``) is asked for without a ``Range`` header, the body cut
         at ``stop``: a small object then costs the server a plain GET (measured on W6: ranged
         GETs cost our test server 60 % more CPU, and real stores bill them alike), and a large
         one the same bytes as a ranged GET, plus a new connection for the next range.
+
+        The retries are a loop here rather than a wrapper around a single try: with hundreds of
+        GETs in flight, every coroutine frame a GET keeps alive while it waits is work for the
+        garbage collector.
         """
         whole = start == 0 and stop is not None
         headers = {} if whole else {"Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
-        try:
-            status, head, body = await self.request(
-                "GET", url, headers, max_body=stop if whole else None
-            )
-        except TransientError as exc:
-            raise TransientError(f"{url}: {describe_range(start, stop)}: {exc}") from None
-        except RemoteError as exc:
-            raise RemoteError(f"{url}: {describe_range(start, stop)}: {exc}") from None
-        if status == 206:
-            return body, _total(head.get("content-range", ""))
-        if status == 200:  # the whole object (or its first ``stop`` bytes), or a range ignored
-            length = head.get("content-length", "")
-            total = int(length) if length.isdigit() else len(body)
-            return body[start:stop], total
-        if status == 416:
-            return b"", None if start else 0  # an empty object has no byte 0
-        what = describe_range(start, stop)
-        raise status_error(status, str(url), what, body, _retry_after(head))
+        attempt = 0
+        while True:
+            try:
+                try:
+                    status, head, body = await self.request(
+                        "GET", url, headers, max_body=stop if whole else None
+                    )
+                except RemoteError as exc:
+                    raise _named(exc, url, start, stop) from None
+                return _ranged(status, head, body, url, start, stop)
+            except Exception as exc:
+                attempt += 1
+                wait = self.options.retry.wait_after(exc, attempt)
+                if wait is None:
+                    raise
+            await anyio.sleep(wait)
+
+
+def _named(exc: RemoteError, url: ObjectUrl, start: int, stop: int | None) -> RemoteError:
+    """A failure of the request itself (connection, timeout), named by URL and range."""
+    kind = TransientError if isinstance(exc, TransientError) else RemoteError
+    return kind(f"{url}: {describe_range(start, stop)}: {exc}")
+
+
+def _ranged(
+    status: int, head: dict[str, str], body: bytes, url: ObjectUrl, start: int, stop: int | None
+) -> tuple[bytes, int | None]:
+    """The bytes and total size a GET's response gives, or its status's error."""
+    if status == 206:
+        return body, _total(head.get("content-range", ""))
+    if status == 200:  # the whole object (or its first ``stop`` bytes), or a range ignored
+        length = head.get("content-length", "")
+        total = int(length) if length.isdigit() else len(body)
+        return body[start:stop], total
+    if status == 416:
+        return b"", None if start else 0  # an empty object has no byte 0
+    raise status_error(status, str(url), describe_range(start, stop), body, _retry_after(head))
 
 
 def _total(content_range: str) -> int | None:

@@ -17,25 +17,9 @@ import anyio
 from ._store import Store
 from ._url import ObjectUrl
 
-__all__ = ["fetch_range", "stream_rest"]
+__all__ = ["stream_rest"]
 
 Sink = Callable[[bytes, int | None], Awaitable[None]]
-
-
-async def fetch_range(
-    store: Store, url: ObjectUrl, start: int, stop: int | None
-) -> tuple[bytes, int | None]:
-    """Bytes ``[start, stop)`` and the object's size, retried under the store's policy."""
-    # The first try is a plain call (most succeed): the retry wrapper's two extra coroutine
-    # frames per request showed at hundreds of small objects in flight.
-    try:
-        return await store.get(url, start, stop)
-    except Exception as exc:
-        retry = store.options.retry
-        if not retry.should_retry(exc, 1):
-            raise
-        failed = exc
-    return await retry.call(lambda: store.get(url, start, stop), failed=failed)
 
 
 async def stream_rest(
@@ -54,7 +38,7 @@ async def stream_rest(
     )
 
     async def fetch(start: int, done: anyio.Event, box: list[bytes]) -> None:
-        got, _ = await fetch_range(store, url, start, min(start + step, size))
+        got, _ = await store.get(url, start, min(start + step, size))
         box.append(got)
         done.set()
 
@@ -98,7 +82,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
 async def _sequential(store: Store, url: ObjectUrl, sink: Sink, step: int) -> None:
     start = step
     while True:
-        data, _ = await fetch_range(store, url, start, start + step)
+        data, _ = await store.get(url, start, start + step)
         if data:
             await sink(data, None)
         if len(data) < step:

@@ -28,19 +28,20 @@ _KINDS: dict[str, type[Store]] = {
 class Session:
     """Stores by (scheme, options), created on first use; ``aclose()`` closes their connections.
 
-    Connections live in one event loop, so a session belongs to one run (one lane of a read
+    Connections live in one event loop, so a session belongs to one run (the lanes of a read
     stage, or one ``reader(url)`` iteration) and is closed when it ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_idle: int = 1024) -> None:
         self._stores: dict[tuple[str, int], Store] = {}
+        self.max_idle = max_idle  # idle connections each store keeps (one per concurrent user)
 
     def store(self, url: ObjectUrl, storage_options: Mapping[str, Any] | None) -> Store:
         key = (url.scheme, id(storage_options))
         store = self._stores.get(key)
         if store is None:
             options = resolve_options(url.scheme, storage_options)
-            client = HttpClient(timeout=options.timeout)
+            client = HttpClient(timeout=options.timeout, max_idle=self.max_idle)
             store = self._stores[key] = _KINDS[url.scheme](client, options)
         return store
 

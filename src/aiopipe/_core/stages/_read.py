@@ -134,7 +134,6 @@ class _Lane:
         self.attempt = 0
         self.want = 1  # files to take per hop: grows while files are small
         self.hopping = threading.Event()  # set while a worker thread owns the lane
-        self.session: Any = None  # aiopipe.remote's connections, once the lane meets a URL
 
     def close(self) -> None:
         if self.current is not None and not self.hopping.is_set():
@@ -212,6 +211,11 @@ class _ThreadedRead(LaneRead):
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
         self._remote_lane: Any = None  # aiopipe.remote._lane, once a lane meets a URL
+        # The stores and connection pools of aiopipe.remote, once a lane meets a URL: shared by
+        # the lanes (a connection serves whichever lane asks next) and closed by the last lane
+        # to leave. One per lane cost a pool, a timer and a set of options per lane.
+        self.session: Any = None
+        self._lanes = 0
 
     def _sent(self, runs: list[tuple[int, str, int, int]], first: int, offset: int, n: int) -> None:
         """Outputs ``first ..`` are ``out[offset : offset + n]`` of a hop whose file runs are
@@ -238,9 +242,10 @@ class _ThreadedRead(LaneRead):
         return self.reader.describe(path, record + index - start)
 
     async def work(self, worker: int, inbox: Inbox, outbox: Outbox) -> None:
-        await self._prepared(inbox, outbox)
+        self._lanes += 1
         lane = _Lane()
         try:
+            await self._prepared(inbox, outbox)
             while True:
                 if lane.current is None and not lane.queued:
                     # What is already here without a wait (two coroutines fewer per file).
@@ -271,21 +276,23 @@ class _ThreadedRead(LaneRead):
                     await self._failed(res, lane)
         finally:
             lane.close()
-            if lane.session is not None:
-                await lane.session.aclose()
+            self._lanes -= 1
+            if self._lanes == 0 and self.session is not None:
+                session, self.session = self.session, None
+                await session.aclose()
 
     async def _read_url(
         self, lane: _Lane, index: int, path: str, start: int, attempt: int, outbox: Outbox
     ) -> None:
         """A URL: no thread hop; an async lane streams it into the reader's decoder. A retry
         reads it again from the start and passes over the ``start`` records it delivered."""
-        if lane.session is None:
-            lane.session = remote("_session").Session()
+        if self.session is None:
+            self.session = remote("_session").Session(max_idle=max(1024, self.stage.workers))
             self._remote_lane = remote("_lane")
         lane.record = 0
         emit = _UrlEmit(self, lane, outbox, index, path, start)
         try:
-            await self._remote_lane.read_url(self.reader, path, self.stage.keys, lane.session, emit)
+            await self._remote_lane.read_url(self.reader, path, self.stage.keys, self.session, emit)
         except DownstreamClosed:
             raise
         except Exception as exc:

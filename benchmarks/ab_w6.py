@@ -3,9 +3,10 @@
     git worktree add /tmp/old <commit>
     .venv/bin/python benchmarks/ab_w6.py --old /tmp/old/src --pairs 3 --in-flight 256
 
-One object server (``w6_object_store.Server``, 20 ms per response) serves every run. Each round
-runs, each in a fresh child process: the other checkout's aiopipe, this one's, and the
-hand-written anyio task group on the same HTTP client (the floor). A child reports its wall time
+One object server (``w6_object_store.Server``, 20 ms per response) serves every run, after a
+warm-up run. Each round runs, each in a fresh child process and in an order that turns every
+round: the other checkout's aiopipe, this one's, and the hand-written anyio task group on the
+same HTTP client (the floor). A child reports its wall time
 and its own CPU time (``time.process_time``), which a loaded machine disturbs far less than wall
 time: the CPU a run spends per object is the comparable number.
 """
@@ -37,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"old": (args.old, system), "new": (NEW, system), "floor": (NEW, FLOOR)}
     got: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     srv = Server(args.objects, LATENCY)
+    order = list(runs)
     try:
-        for _ in range(args.pairs):
-            for name, (src, what) in runs.items():
+        _spawn(FLOOR, srv.url, str(args.objects))  # warm-up: the server's first pass
+        for i in range(args.pairs):
+            # The order turns every round: a run right after another system's ran measurably
+            # slower here, and a fixed order gave the first system that handicap every time.
+            for name in order[i % 3 :] + order[: i % 3]:
+                src, what = runs[name]
                 env = dict(os.environ, PYTHONPATH=src)
                 got[name].append(_spawn(what, srv.url, str(args.objects), env=env))
     finally:

@@ -76,7 +76,12 @@ class ObjectServer:
 
     def arrived(self, path: str) -> threading.Event:
         """An event set when a request for ``path`` reaches the server (for ordering tests)."""
-        return self._arrived.setdefault(path, threading.Event())
+        event = self._arrived.setdefault(path, threading.Event())
+        # ``answer`` counts the request, then sets the event if one was asked for: whichever
+        # thread comes second sees what the first did, so the event is never missed.
+        if self.requests[path]:
+            event.set()
+        return event
 
     def _shut(self) -> None:
         if self._server is not None:
@@ -125,7 +130,11 @@ class ObjectServer:
     ) -> tuple[int, dict[str, str], bytes, str]:
         """(status, headers, body, fault) for one request."""
         self.requests[path] += 1
-        self.arrived(path).set()
+        # An event only for paths a test waits on: one per path served cost the first pass over
+        # a benchmark's objects an Event, a Condition and a lock each.
+        event = self._arrived.get(path)
+        if event is not None:
+            event.set()
         pending = self.faults.get(path)
         fault = pending.pop(0) if pending else ""
         if fault in ("503", "500"):

@@ -98,6 +98,23 @@ async def test_retries_used_up_name_url_and_range(server: ObjectServer) -> None:
     assert server.requests["/down"] == 4
 
 
+async def test_refused_connection_is_retried_then_names_url_once() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/gone"
+    reader = ap.readers.WholeFile(storage_options={"retry": FAST})
+    with anyio.fail_after(30), pytest.raises(TransientError) as info:
+        await ap.from_files([url]).read(reader).collect()
+    message = str(info.value)
+    assert message.startswith(f"{url}: bytes 0-")
+    assert message.count(url) == 1, message  # the client's own mention of it is not repeated
+    assert "cannot connect" in message
+    assert "aiopipe: failed after 4 attempts" in info.value.__notes__
+
+
 async def test_denied_and_missing(server: ObjectServer) -> None:
     server.objects["/secret"] = b"s"
     server.denied.add("/secret")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -68,6 +68,8 @@ class _Feed(asyncio.Protocol):
     def __init__(self) -> None:
         self.buf = bytearray()
         self.waiter: asyncio.Future[None] | None = None
+        self.have = 0  # bytes in ``buf`` when ``waiter`` began
+        self.watchdog: _Watchdog | None = None
         self.eof = False
         self.error: BaseException | None = None
         self.transport: asyncio.Transport | None = None
@@ -90,8 +92,19 @@ class _Feed(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
+        """End the wait, if any: bytes came, or the end of the stream (``EndOfStream`` if no
+        byte came first)."""
         w = self.waiter
-        if w is not None and not w.done():
+        if w is None:
+            return
+        self.waiter = None
+        if self.watchdog is not None:
+            self.watchdog.waiting.pop(w, None)
+        if w.done():  # cancelled, or failed by the watchdog
+            return
+        if self.eof and len(self.buf) == self.have:
+            w.set_exception(anyio.EndOfStream())
+        else:
             w.set_result(None)
 
 
@@ -147,23 +160,24 @@ class _AsyncioConn:
             raise anyio.BrokenResourceError("the connection was closed")
         t.write(data)
 
-    async def fill(self, timeout: float) -> None:
+    def fill(self, timeout: float) -> Awaitable[None]:
+        """A future done when more bytes are in ``buf`` (``EndOfStream`` at the end, a
+        ``TimeoutError`` after ``timeout``).
+
+        A future, not a coroutine: a GET's coroutines all live while it waits on the network,
+        for the garbage collector to walk. The feed settles it (``_Feed._wake``) and forgets it.
+        """
         feed = self.feed
         if feed.eof:
             raise anyio.EndOfStream
-        have = len(feed.buf)
         watchdog = self.watchdog
         waiter = feed.waiter = watchdog.loop.create_future()
+        feed.have = len(feed.buf)
+        feed.watchdog = watchdog
         # Failed by the client's watchdog, not anyio.fail_after: a cancel scope per wait cost
         # ~40 % of a request's CPU here. Cancellation still arrives as the task's CancelledError.
         watchdog.watch(waiter, timeout)
-        try:
-            await waiter
-        finally:
-            watchdog.waiting.pop(waiter, None)
-            feed.waiter = None
-        if len(feed.buf) == have and feed.eof:
-            raise anyio.EndOfStream
+        return waiter
 
     async def aclose(self) -> None:
         t = self.feed.transport
@@ -289,7 +303,15 @@ class HttpClient:
     ) -> tuple[Response, bool]:
         try:
             await conn.send(wire)
-            status, headers, start = await self._read_head(conn)
+            # The head is read here, not in a coroutine of its own: every coroutine of a GET
+            # lives while it waits on the network, for the garbage collector to walk.
+            buf = conn.buf
+            while (end := buf.find(b"\r\n\r\n")) < 0:
+                if len(buf) > _MAX_HEAD:
+                    raise RemoteError("response headers larger than 64 KiB")
+                await conn.fill(self.timeout)
+            status, headers = _parse_head(buf, end)  # the head stays in the buffer
+            start = end + 4
             if "content-length" in headers and method != "HEAD" and status not in (204, 304):
                 length = int(headers["content-length"])
                 if max_body is not None and length > max_body:
@@ -313,25 +335,6 @@ class HttpClient:
             raise _StaleConnection(f"connection lost ({type(exc).__name__}: {exc})") from None
         keep = headers.get("connection", "").lower() != "close"
         return Response(status, headers, body), keep
-
-    async def _read_head(self, conn: _Conn | _AsyncioConn) -> tuple[int, dict[str, str], int]:
-        """The status and headers of the response at the start of ``conn.buf``, and where its
-        body starts there (the head stays in the buffer: see ``_read_exact``)."""
-        while (end := conn.buf.find(b"\r\n\r\n")) < 0:
-            if len(conn.buf) > _MAX_HEAD:
-                raise RemoteError("response headers larger than 64 KiB")
-            await conn.fill(self.timeout)
-        head = conn.buf[:end].decode("latin-1")
-        first, *lines = head.split("\r\n")
-        try:
-            status = int(first.split(" ", 2)[1])
-        except (IndexError, ValueError):
-            raise RemoteError(f"not an HTTP response: {first[:80]!r}") from None
-        headers = {}
-        for line in lines:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        return status, headers, end + 4
 
     async def _read_exact(self, conn: _Conn | _AsyncioConn, n: int, start: int = 0) -> bytes:
         """``n`` bytes from ``start`` in the buffer; what is before them is dropped.
@@ -375,6 +378,20 @@ class HttpClient:
         body = bytes(conn.buf)
         conn.buf.clear()
         return body
+
+
+def _parse_head(buf: bytearray, end: int) -> tuple[int, dict[str, str]]:
+    """The status and headers of the response head ``buf[:end]``."""
+    first, *lines = buf[:end].decode("latin-1").split("\r\n")
+    try:
+        status = int(first.split(" ", 2)[1])
+    except (IndexError, ValueError):
+        raise RemoteError(f"not an HTTP response: {first[:80]!r}") from None
+    headers = {}
+    for line in lines:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -12,6 +12,7 @@ many lanes, each costing a task and a socket.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -43,13 +44,17 @@ async def read_url(reader: Any, path: str, keys: bool, session: Session, emit: E
         # ended in one step, one emit.
         await _run(decoder.feed, data, emit, big=len(data) > INLINE_BYTES, end=decoder.end)
         return
-
-    async def sink(chunk: bytes, size: int | None) -> None:
-        await _run(decoder.feed, chunk, emit, big=len(chunk) > INLINE_BYTES)
-
+    # A ``partial``, not a nested function: that would give every call of ``read_url``, large
+    # object or not, cells for ``decoder`` and ``emit`` that live while its first GET waits.
+    sink = partial(_feed, decoder, emit)
     await sink(data, size)
     await stream_rest(store, url, data, size, sink)
     await _run(decoder.end, None, emit, big=False)
+
+
+async def _feed(decoder: Any, emit: Emit, chunk: bytes, size: int | None) -> None:
+    """``stream_rest``'s sink: one range into the decoder."""
+    await _run(decoder.feed, chunk, emit, big=len(chunk) > INLINE_BYTES)
 
 
 def _store_of(reader: Any, path: str, session: Session) -> tuple[Store, ObjectUrl]:

@@ -94,7 +94,8 @@ class Store(abc.ABC):
 def _named(exc: RemoteError, url: ObjectUrl, start: int, stop: int | None) -> RemoteError:
     """A failure of the request itself (connection, timeout), named by URL and range."""
     kind = TransientError if isinstance(exc, TransientError) else RemoteError
-    return kind(f"{url}: {describe_range(start, stop)}: {exc}")
+    detail = str(exc).removeprefix(f"{url}: ")  # the client may have named the URL already
+    return kind(f"{url}: {describe_range(start, stop)}: {detail}")
 
 
 def _ranged(

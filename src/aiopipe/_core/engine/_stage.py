@@ -169,7 +169,12 @@ def resolve_buffers(stages: Sequence[Stage]) -> list[int]:
         if stage.buffer is not None:
             sizes.append(stage.buffer)
         else:
-            sizes.append(max(MIN_DEFAULT_BUFFER, DEFAULT_BUFFER // max(1, scale)))
+            default = max(MIN_DEFAULT_BUFFER, DEFAULT_BUFFER // max(1, scale))
+            # Room for one output per worker: with fewer, workers that finish together wait
+            # for room in turn, each wait an event and a chain of coroutines (read(parallel=1024)
+            # of small objects did so all the time). The waiting workers would hold those
+            # outputs anyway.
+            sizes.append(max(default, stage.workers))
     return sizes
 
 

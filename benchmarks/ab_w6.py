@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--objects", type=int, default=20_000)
     parser.add_argument("--in-flight", type=int, choices=(256, 1024), default=256)
+    parser.add_argument(
+        "--no-gc", action="store_true", help="children run with the garbage collector off"
+    )
     args = parser.parse_args(argv)
     system = f"aiopipe read(WholeFile, parallel={args.in_flight})"
     runs = {"old": (args.old, system), "new": (NEW, system), "floor": (NEW, FLOOR)}
@@ -47,10 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             for name in order[i % 3 :] + order[: i % 3]:
                 src, what = runs[name]
                 env = dict(os.environ, PYTHONPATH=src)
+                if args.no_gc:
+                    env["AIOPIPE_BENCH_NO_GC"] = "1"
                 got[name].append(_spawn(what, srv.url, str(args.objects), env=env))
     finally:
         srv.stop()
-    print(f"W6, {args.objects:,} objects, {args.in_flight} in flight, medians of {args.pairs}:")
+    gc_note = ", garbage collector off" if args.no_gc else ""
+    what = f"{args.objects:,} objects, {args.in_flight} in flight{gc_note}"
+    print(f"W6, {what}, medians of {args.pairs}:")
     for name, results in got.items():
         wall = statistics.median(r["wall"] for r in results)
         cpu = statistics.median(r["cpu"] for r in results) / args.objects * 1e6

@@ -17,6 +17,7 @@ is judged when one ran.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -190,6 +191,8 @@ def child(system: str, base: str, n: int) -> None:
     importlib.import_module("aiopipe.remote._http")
     importlib.import_module(_rivals.w6_imports(system) or "aiopipe")
     urls = [f"{base}/bucket/obj-{i:05d}" for i in range(n)]
+    if os.environ.get("AIOPIPE_BENCH_NO_GC"):  # ab_w6.py --no-gc: what the collector costs
+        gc.disable()
     probe = Probe()
     t0, cpu0 = time.perf_counter(), time.process_time()
     count, total = fn(urls, concurrency, probe)

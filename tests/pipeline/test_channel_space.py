@@ -182,3 +182,16 @@ async def test_append_respects_the_chunk_limit() -> None:
         assert outbox.append(a, [-1])
         assert not outbox.append(a, [-2])  # MAX_CHUNK elements: full
         assert len(await inbox.receive()) == MAX_CHUNK
+
+
+async def test_default_buffer_has_room_for_one_output_per_worker() -> None:
+    import aiopipe as ap
+
+    wide = ap.from_iterable(range(50)).map(abs, workers=600, name="wide").map(abs, name="narrow")
+    with anyio.fail_after(30):
+        async with wide.open() as run:
+            got = [x async for x in run]
+            sizes = {s.name: s.buffer_size for s in run.stats()}
+    assert sorted(got) == list(range(50))
+    assert sizes["wide"] == 600  # more workers than the default of 512 source elements
+    assert sizes["narrow"] == 512

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.pairs):
             # The order turns every round: a run right after another system's ran measurably
             # slower here, and a fixed order gave the first system that handicap every time.
-            for name in order[i % 3 :] + order[: i % 3]:
+            turn = i % len(order)
+            for name in order[turn:] + order[:turn]:
                 src, what = runs[name]
                 env = dict(os.environ, PYTHONPATH=src)
                 if args.no_gc:

@@ -152,7 +152,7 @@ class _AsyncioConn:
     def __init__(self, feed: _Feed, watchdog: _Watchdog) -> None:
         self.feed = feed
         self.buf = feed.buf
-        self.watchdog = watchdog
+        self.watchdog = feed.watchdog = watchdog  # the feed forgets its settled waits there
 
     async def send(self, data: bytes) -> None:
         t = self.feed.transport
@@ -173,7 +173,6 @@ class _AsyncioConn:
         watchdog = self.watchdog
         waiter = feed.waiter = watchdog.loop.create_future()
         feed.have = len(feed.buf)
-        feed.watchdog = watchdog
         # Failed by the client's watchdog, not anyio.fail_after: a cancel scope per wait cost
         # ~40 % of a request's CPU here. Cancellation still arrives as the task's CancelledError.
         watchdog.watch(waiter, timeout)

@@ -13,8 +13,8 @@ in ``denied``. ``faults[path]`` is a list consumed one entry per request to that
 - ``"slow"``: the response comes 0.2 s late.
 
 It runs on its own asyncio loop in a background thread (``with ObjectServer(...) as s``), or as a
-process of its own for benchmarks (``python -m aiopipe.testing._object_server --help``), where an
-asyncio ``Protocol`` serves > 10,000 requests/s on one core.
+process of its own for benchmarks (``python -m aiopipe.testing._object_server --help``): an
+asyncio ``Protocol``, whose capacity W6 measures and prints (requests per server CPU-second).
 """
 
 from __future__ import annotations

@@ -269,8 +269,7 @@ class Outbox:
             or space.skip
             or space.closed
             or len(chunk) + n > self._limit
-            or space._waiters  # ``space.fits(n)``, inlined: this runs once per small send
-            or space.used + n > space.capacity
+            or not space.fits(n)
         ):
             return False
         chunk.extend(items)

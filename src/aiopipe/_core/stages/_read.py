@@ -166,7 +166,7 @@ class _UrlEmit:
             records = records[start - seen :]
             seen = start
         read = self.read
-        sent = partial(read._sent_from, self.path, seen)
+        sent = partial(read._sent, [(0, self.path, seen, self.index)])
         await read.ledger.send(self.outbox, records, [(self.index, len(records))], sent)
 
 
@@ -210,7 +210,6 @@ class _ThreadedRead(LaneRead):
         self.gate = _HopGate()
         # (first output index, path, first record number) of each run of records sent on.
         self.origins: deque[tuple[int, str, int]] = deque(maxlen=ORIGINS_KEPT)
-        self._remote_lane: Any = None  # aiopipe.remote._lane, once a lane meets a URL
         # The stores and connection pools of aiopipe.remote, once a lane meets a URL: shared by
         # the lanes (a connection serves whichever lane asks next) and closed by the last lane
         # to leave. One per lane cost a pool, a timer and a set of options per lane.
@@ -227,11 +226,6 @@ class _ThreadedRead(LaneRead):
             lo, hi = max(at, offset), min(stop, end)
             if lo < hi:
                 self.origins.append((first + lo - offset, path, record + lo - at))
-
-    def _sent_from(self, path: str, record: int, first: int, offset: int, n: int) -> None:
-        """``_sent`` of a piece from one file (a URL's records): its origin is one run."""
-        if n:
-            self.origins.append((first, path, record + offset))
 
     def origin(self, index: int) -> str | None:
         starts = [o[0] for o in self.origins]
@@ -288,11 +282,10 @@ class _ThreadedRead(LaneRead):
         reads it again from the start and passes over the ``start`` records it delivered."""
         if self.session is None:
             self.session = remote("_session").Session(max_idle=max(1024, self.stage.workers))
-            self._remote_lane = remote("_lane")
         lane.record = 0
         emit = _UrlEmit(self, lane, outbox, index, path, start)
         try:
-            await self._remote_lane.read_url(self.reader, path, self.stage.keys, self.session, emit)
+            await remote("_lane").read_url(self.reader, path, self.stage.keys, self.session, emit)
         except DownstreamClosed:
             raise
         except Exception as exc:

@@ -74,8 +74,6 @@ class LaneRead(Runner):
             return None
         base, paths, at = got
         names = self.ledger.taken(base, paths, at)
-        if len(names) == 1:
-            return [(base, names[0], 0, 0)]
         return [(base + i, p, 0, 0) for i, p in enumerate(names)]
 
     async def _prepared(self, inbox: Inbox, outbox: Outbox) -> None:

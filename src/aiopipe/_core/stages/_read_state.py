@@ -43,9 +43,9 @@ class Node:
 
     __slots__ = ("after", "next", "next_at", "next_index", "runs", "size")
 
-    def __init__(self, runs: tuple[tuple[int, int], ...], size: int | None = None) -> None:
+    def __init__(self, runs: tuple[tuple[int, int], ...]) -> None:
         self.runs = runs
-        self.size = sum(n for _, n in runs) if size is None else size
+        self.size = sum(n for _, n in runs)
         # What the ledger's files were before each change made from this piece's entry to the
         # next piece's, in order: ``(index, entry or None)``. Undone newest first, these give
         # the ledger as it was at any node, without a copy of it per piece (a copy cost
@@ -97,12 +97,6 @@ class Ledger:
 
     def taken(self, base: int, paths: Sequence[Any], at: Position | None) -> list[str]:
         """A lane took ``paths``, input indexes ``base ..``: they are open until they end."""
-        if len(paths) == 1:  # a lane taking one file at a time (URLs): no loop
-            path = paths[0] if type(paths[0]) is str else os.fspath(paths[0])
-            self._set(base, (path, 0, at))
-            self.next_index = base + 1
-            self.next_at = shifted(at, 1)
-            return [path]
         names = [os.fspath(p) for p in paths]
         for i, path in enumerate(names):
             self._set(base + i, (path, 0, shifted(at, i)))
@@ -111,9 +105,8 @@ class Ledger:
         return names
 
     def ended(self, index: int) -> None:
-        entry = self.files.pop(index, None)
-        if entry is not None and self.last is not None:  # ``_set(index, None)``, once per file
-            self.last.after.append((index, entry))
+        if index in self.files:
+            self._set(index, None)
 
     def _set(self, index: int, entry: _Entry | None) -> None:
         """Change one file's entry, remembering the old one on the newest node."""
@@ -155,7 +148,7 @@ class Ledger:
             # the end of a node's records is ``k - size`` into the next node (``resolve``).
             # Lanes of one record each (an object store's small objects) then cost the stages
             # downstream one chunk per many records instead of one each.
-            node = Node(tuple(runs), len(items))
+            node = Node(tuple(runs))
             if outbox.append(self.tail, items, partial(self._entered, node, on_sent, 0)):
                 return
         limit = outbox.limit
@@ -199,12 +192,10 @@ class Ledger:
             self.last.next = node
         self.last = node
         files = self.files
-        after = node.after
-        for index, k in node.runs:  # ``_set`` inlined: this runs once per piece sent
+        for index, k in node.runs:
             entry = files.get(index)
             if entry is not None:
-                after.append((index, entry))
-                files[index] = (entry[0], entry[1] + k, entry[2])
+                self._set(index, (entry[0], entry[1] + k, entry[2]))
         if on_sent is not None:
             on_sent(first, base + offset, n)
 
